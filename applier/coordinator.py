@@ -1,0 +1,418 @@
+"""The coordinator: the only module that wires the stages together.
+
+source (raw events) -> transactions (whole transactions) -> writeset (keys, computed
+per rows event as it arrives) -> scheduler (which worker) -> workers (apply + commit
+with checkpoint). Transactions that cannot be tracked safely are barriers: the
+coordinator drains every worker and applies them itself on its own target session
+(row 0 of the checkpoint table). A transaction above ``big_txn_rows`` is streamed:
+from the moment it crosses the threshold, its rows events are applied as they are
+read, inside one open target transaction, so it is never held whole in memory.
+
+After a source disconnect, the coordinator drains the workers and resumes reading at
+the watermark (the last applied position), discarding a partly read transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import queue
+import signal
+import time
+from dataclasses import dataclass
+
+import MySQLdb
+
+from . import checkpoint, errors
+from . import events as ev
+from . import inspect as preflight
+from .checkpoint import Recovery, Watermark
+from .config import Config
+from .errors import ApplierError, ConfigError, SourceError, TargetError, WorkerDied
+from .metrics import Metrics
+from .position import BinlogPosition
+from .scheduler import Scheduler
+from .source import BinlogSource, EndOfBinlog, SourceDisconnected
+from .transactions import RowsEvent, Transaction, TransactionBuilder, statement_databases
+from .workers import STOP, Session, Work, WorkerSpec, worker_main
+from .writeset import TableKeys, database_key, decode_keys, event_keys, table_key
+
+log = logging.getLogger(__name__)
+
+# errors a re-run DDL may raise when it had already been applied before a crash
+_DDL_ALREADY_DONE = {1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1068, 1826, 1022}
+
+
+def table_of_map(body: bytes) -> tuple[str, str]:
+    """(db, table) straight from TableMap bytes, without a full parse (for filters)."""
+    n = body[8]
+    db = body[9 : 9 + n].decode()
+    p = 9 + n + 1
+    m = body[p]
+    return db, body[p + 1 : p + 1 + m].decode()
+
+
+@dataclass
+class _Current:
+    """Per-transaction routing state while its events arrive."""
+
+    txn: Transaction
+    keys: set[int]
+    streaming: bool = False
+
+
+class Coordinator:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self._stop = False
+        self._workers: list = []
+        self._inboxes: list = []
+        self._outbox = None
+        self._cur: _Current | None = None
+        self._schema_version = 0
+        self._tkeys: dict[bytes, TableKeys] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def request_stop(self, *_args) -> None:
+        self._stop = True
+
+    def run(self) -> Metrics:
+        cfg = self.cfg
+        facts = preflight.inspect_source(cfg.source)
+        preflight.check_source(facts, start_file=cfg.source.start_file or None,
+                               start_gtid=cfg.source.start_gtid or None)
+        if cfg.source.flavor not in ("auto", facts.flavor):
+            raise ConfigError(f"[source] flavor = {cfg.source.flavor!r} but the source is {facts.flavor}")
+        self.flavor = facts.flavor
+        self.serial = Session(cfg.target, checkpoint.COORDINATOR_ROW)
+        checkpoint.ensure_table(self.serial.conn, cfg.target.checkpoint_schema)
+        self.serial.conn.commit()
+        self.recovery = checkpoint.load(self.serial.conn, cfg.target.checkpoint_schema)
+        self.serial.conn.commit()
+        start, gtid = self._start_position()
+        self.serial.row.insert_if_missing(self.serial.conn, start)
+        self.watermark = Watermark(start, self.recovery.gtid)
+        self.scheduler = Scheduler(1 if cfg.apply.policy == "serial" else cfg.apply.workers)
+        self.builder = TransactionBuilder()
+        self._start_workers(start)
+        try:
+            self._stream(start, gtid)
+            self._drain()
+        finally:
+            self._stop_workers()
+            with contextlib.suppress(Exception):
+                self.serial.conn.close()
+        return self.metrics
+
+    def _start_position(self) -> tuple[BinlogPosition | None, str]:
+        src = self.cfg.source
+        if self.recovery.start is not None:
+            log.info("resuming from checkpoint %s (%d committed beyond it)",
+                     self.recovery.start, len(self.recovery.done))
+            return self.recovery.start, ""
+        if src.start_file:
+            return BinlogPosition(src.start_file, src.start_pos), ""
+        if src.start_gtid:
+            return None, src.start_gtid
+        raise ConfigError(
+            "no start position: the target has no checkpoint yet, so set [source] start_file "
+            "(and start_pos) or start_gtid to where the target's data stops"
+        )
+
+    def _start_workers(self, start: BinlogPosition | None) -> None:
+        ctx = mp.get_context("spawn")
+        a = self.cfg.apply
+        self._outbox = ctx.Queue()
+        for wid in range(1, self.scheduler.workers + 1):
+            checkpoint.CheckpointRow(self.cfg.target.checkpoint_schema, wid).insert_if_missing(
+                self.serial.conn, start
+            )
+            inbox = ctx.Queue(maxsize=a.queue_size)
+            spec = WorkerSpec(wid, self.cfg.target, a.batch_txns, a.retries, a.retry_backoff_seconds)
+            proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox),
+                               name=f"applier-worker-{wid}", daemon=True)
+            proc.start()
+            self._workers.append(proc)
+            self._inboxes.append(inbox)
+
+    def _stop_workers(self) -> None:
+        for inbox, proc in zip(self._inboxes, self._workers, strict=True):
+            if proc.is_alive():
+                with contextlib.suppress(Exception):
+                    inbox.put(STOP, timeout=1)
+        deadline = time.monotonic() + 30
+        for proc in self._workers:
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+    # -- the stream --------------------------------------------------------------------
+
+    def _stream(self, start: BinlogPosition | None, gtid: str) -> None:
+        cfg = self.cfg.source
+        attempts = 0
+        position, gtid_start = start, gtid
+        while not self._stop:
+            src = BinlogSource(cfg, self.flavor, non_blocking=self.cfg.apply.stop_at_end)
+            try:
+                src.open(position, gtid_start)
+                attempts = 0
+                for e in src.events():
+                    self._on_event(e, src.file)
+                    if self._stop:
+                        break
+                return
+            except EndOfBinlog:
+                if self._cur is not None:
+                    raise SourceError("the source binlog ends inside a transaction") from None
+                return
+            except (SourceDisconnected, errors.ConnectError) as e:
+                attempts += 1
+                if attempts > cfg.reconnect_attempts:
+                    raise SourceError(
+                        f"source {cfg.describe()} unreachable after {cfg.reconnect_attempts} reconnect "
+                        f"attempts ({e}): check the server, then run again to resume"
+                    ) from None
+                log.warning("source connection lost (%s); reconnecting from the last applied position", e)
+                self._abandon_partial()
+                self._drain()
+                if self.watermark.ordinal:
+                    position = BinlogPosition(self.watermark.file, self.watermark.ordinal & 0xFFFFFFFF)
+                time.sleep(min(30.0, cfg.reconnect_backoff_seconds * 2 ** (attempts - 1)))
+            finally:
+                src.close()
+
+    def _abandon_partial(self) -> None:
+        if self._cur is not None and self._cur.streaming:
+            with contextlib.suppress(MySQLdb.Error):
+                self.serial.conn.rollback()
+        self._cur = None
+        self.builder.reset()
+
+    def _on_event(self, e: ev.Event, file: str) -> None:
+        done = self.builder.add(e, file)
+        if e.type in ev.ROWS_EVENTS:
+            txn = self.builder.current
+            assert txn is not None
+            if self._cur is None or self._cur.txn is not txn:
+                self._cur = _Current(txn, set())
+            self._on_rows(self._cur, txn.items[-1])  # type: ignore[arg-type]
+        elif done is not None:
+            cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done, set())
+            self._cur = None
+            self._on_transaction(cur)
+        elif e.type == ev.HEARTBEAT:
+            self._poll_acks()
+
+    def _allowed(self, db: str) -> bool:
+        a = self.cfg.apply
+        if db == self.cfg.target.checkpoint_schema or db in a.ignore_databases:
+            return False
+        return not a.databases or db in a.databases
+
+    def _on_rows(self, cur: _Current, item: RowsEvent) -> None:
+        txn = cur.txn
+        body = txn.table_maps[item.table_id]
+        db, _ = table_of_map(body)
+        if not self._allowed(db):
+            txn.items.pop()
+            return
+        if cur.streaming:
+            txn.rows += self.serial.applier.apply_items(txn.table_maps, [item])
+            txn.items.pop()
+            return
+        table = self.serial.applier.tables.get(body)
+        reason = table.schema.barrier_reason
+        if reason and not txn.barrier:
+            txn.barrier = reason
+        policy = self.cfg.apply.policy
+        if policy == "writeset" and not reason:
+            tkeys = self._tkeys.get(body)
+            if tkeys is None:
+                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan)
+            txn.rows += event_keys(tkeys, table.plan, item.op, item.body, item.version, cur.keys)
+        else:
+            txn.rows += len(decode_keys(table.plan, item.op, item.body, item.version, frozenset()))
+            if policy == "table":
+                cur.keys.add(table_key(table.tmap.db, table.tmap.table))
+            elif policy == "database":
+                cur.keys.add(database_key(table.tmap.db))
+        if txn.rows > self.cfg.apply.big_txn_rows:
+            self._begin_streaming(cur)
+
+    def _begin_streaming(self, cur: _Current) -> None:
+        log.info("transaction above big_txn_rows=%d rows: draining workers and streaming it",
+                 self.cfg.apply.big_txn_rows)
+        self._drain()
+        cur.streaming = True
+        self.metrics.big_transactions += 1
+        self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items)
+        cur.txn.items.clear()
+
+    def _on_transaction(self, cur: _Current) -> None:
+        txn = cur.txn
+        self.metrics.last_source_timestamp = txn.timestamp or self.metrics.last_source_timestamp
+        txn.items = [
+            i for i in txn.items
+            if isinstance(i, RowsEvent) or any(self._allowed(d) for d in statement_databases(i))
+        ]
+        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
+        if cur.streaming:
+            self._commit_serial(txn, streamed=True)
+            return
+        if not txn.items:
+            self.metrics.skipped_filtered += 1
+            self.watermark.done(txn.seq)
+            return
+        if txn.end_ordinal in self.recovery.done:
+            self.metrics.skipped_recovered += 1
+            self.watermark.done(txn.seq)
+            return
+        if txn.is_ddl or txn.barrier:
+            self._commit_serial(txn, streamed=False)
+            return
+        self._dispatch(txn, cur.keys)
+
+    # -- parallel path -----------------------------------------------------------------
+
+    def _dispatch(self, txn: Transaction, keys: set[int]) -> None:
+        sched = self.scheduler
+        worker = sched.route(keys)
+        if worker is None:
+            self.metrics.waits += 1
+            deadline = time.monotonic() + 3600
+            while worker is None:
+                self._wait_ack(deadline)
+                worker = sched.route(keys)
+        sched.assign(worker, txn.seq, keys)
+        w = self.watermark
+        work = Work(txn, w.ordinal, w.file, w.gtid, self._schema_version)
+        inbox = self._inboxes[worker]
+        while True:
+            try:
+                inbox.put(work, timeout=0.5)
+                break
+            except queue.Full:
+                self._poll_acks()
+                self._check_workers()
+        self._poll_acks()
+
+    def _poll_acks(self) -> None:
+        outbox = self._outbox
+        while True:
+            try:
+                msg = outbox.get_nowait()
+            except queue.Empty:
+                return
+            self._handle_ack(msg)
+
+    def _wait_ack(self, deadline: float) -> None:
+        while True:
+            try:
+                msg = self._outbox.get(timeout=0.5)
+                self._handle_ack(msg)
+                return
+            except queue.Empty:
+                self._check_workers()
+                if time.monotonic() > deadline:
+                    raise TargetError("workers made no progress for an hour: check the target for locks") from None
+
+    def _handle_ack(self, msg) -> None:
+        if msg[0] == "error":
+            _, wid, kind, text = msg
+            cls = getattr(errors, kind, WorkerDied)
+            raise cls(text) if isinstance(cls, type) and issubclass(cls, ApplierError) else WorkerDied(text)
+        _, wid, seqs, rows = msg
+        self.scheduler.complete(wid - 1, max(seqs))
+        for seq in seqs:
+            self.watermark.done(seq)
+        self.metrics.transactions += len(seqs)
+        self.metrics.rows += rows
+
+    def _check_workers(self) -> None:
+        for proc in self._workers:
+            if proc.exitcode is not None:
+                # an error message may be on its way: prefer it over a bare exit code
+                with contextlib.suppress(queue.Empty):
+                    self._handle_ack(self._outbox.get(timeout=1))
+                raise WorkerDied(
+                    f"{proc.name} exited with code {proc.exitcode}: the checkpoint is consistent, "
+                    "run `applier run` again to resume"
+                )
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + 3600
+        while not self.scheduler.idle():
+            self._wait_ack(deadline)
+
+    # -- serial path (barriers) --------------------------------------------------------
+
+    def _commit_serial(self, txn: Transaction, *, streamed: bool) -> None:
+        self._drain()
+        self.metrics.barriers += 1
+        s = self.serial
+        if txn.is_ddl:
+            self._apply_ddl(txn)
+        else:
+            a = self.cfg.apply
+            for attempt in range(a.retries + 1):
+                try:
+                    txn.rows += s.applier.apply_items(txn.table_maps, txn.items)
+                    s.conn.query(self._row0(txn))
+                    s.conn.commit()
+                    break
+                except MySQLdb.Error as e:
+                    with contextlib.suppress(MySQLdb.Error):
+                        s.conn.rollback()
+                    if streamed or attempt == a.retries or (e.args and e.args[0] not in (1213, 1205)):
+                        raise TargetError(f"target error applying transaction {txn.gtid or txn.seq}: {e}") from None
+                    time.sleep(a.retry_backoff_seconds * 2**attempt)
+                except ApplierError:
+                    with contextlib.suppress(MySQLdb.Error):
+                        s.conn.rollback()
+                    raise
+        self.watermark.done(txn.seq)
+        self.metrics.transactions += 1
+        self.metrics.rows += txn.rows
+
+    def _row0(self, txn: Transaction, ddl_pending: int = 0, *, before: bool = False) -> bytes:
+        w = self.watermark
+        if before:
+            return self.serial.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, 0, ddl_pending)
+        return self.serial.row.statement(txn.end_ordinal, txn.file, txn.gtid or w.gtid, [], txn.gtid,
+                                         1, txn.timestamp)
+
+    def _apply_ddl(self, txn: Transaction) -> None:
+        s = self.serial
+        rerun = txn.end_ordinal == self.recovery.ddl_pending
+        s.conn.query(self._row0(txn, txn.end_ordinal, before=True))
+        s.conn.commit()
+        for item in txn.items:
+            if isinstance(item, RowsEvent):  # pragma: no cover - DDL transactions carry no rows
+                s.applier.apply_items(txn.table_maps, [item])
+                continue
+            try:
+                s.applier.apply_statement(item)
+            except TargetError as e:
+                if rerun and any(f"error {c}:" in str(e) for c in _DDL_ALREADY_DONE):
+                    log.warning("DDL already applied before the restart, continuing: %s", e)
+                else:
+                    raise
+        s.conn.query(self._row0(txn))
+        s.conn.commit()
+        self._schema_version += 1
+        self._tkeys.clear()
+        s.applier.tables.invalidate()
+
+
+
+def install_signal_handlers(coord: Coordinator) -> None:
+    signal.signal(signal.SIGTERM, coord.request_stop)
+    signal.signal(signal.SIGINT, coord.request_stop)
+
+
+__all__ = ["Coordinator", "Recovery", "install_signal_handlers"]

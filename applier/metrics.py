@@ -1,0 +1,45 @@
+"""Counters and lag, kept apart from settings and state so any stage can report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Metrics:
+    started: float = field(default_factory=time.monotonic)
+    transactions: int = 0  # applied (by workers or barriers)
+    rows: int = 0
+    barriers: int = 0
+    big_transactions: int = 0
+    skipped_filtered: int = 0  # transactions touching only ignored databases
+    skipped_recovered: int = 0  # already committed before a restart (from checkpoint)
+    waits: int = 0  # times routing waited for a conflict to clear
+    last_source_timestamp: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self.started, 1e-9)
+
+    @property
+    def tps(self) -> float:
+        return self.transactions / self.elapsed
+
+    def lag_seconds(self) -> float:
+        if not self.last_source_timestamp:
+            return 0.0
+        return max(0.0, time.time() - self.last_source_timestamp)
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "transactions": self.transactions,
+            "rows": self.rows,
+            "seconds": round(self.elapsed, 3),
+            "tps": round(self.tps, 1),
+            "barriers": self.barriers,
+            "big_transactions": self.big_transactions,
+            "skipped_filtered": self.skipped_filtered,
+            "skipped_recovered": self.skipped_recovered,
+            "routing_waits": self.waits,
+        }

@@ -1,0 +1,146 @@
+"""Worker processes: each applies whole transactions on its own target connection.
+
+A worker takes up to ``batch_txns`` transactions already waiting in its queue and
+applies them as one target transaction together with its checkpoint row (see
+``checkpoint``), so the target does one commit for many source transactions. It never
+splits a source transaction across commits. Deadlocks and lock-wait timeouts roll the
+batch back and retry it whole with backoff; any other error is reported to the
+coordinator and the worker exits: it never skips a transaction.
+
+Workers are started with the ``spawn`` method (no inherited sockets) and die with the
+coordinator (PR_SET_PDEATHSIG), so an orphan can never commit after a restart began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import queue
+import signal
+import time
+from dataclasses import dataclass
+
+import MySQLdb
+
+from .checkpoint import CheckpointRow
+from .config import TargetConfig
+from .connect import connect
+from .errors import ApplierError, TargetError
+from .schema import SchemaCache
+from .target import RETRYABLE, BatchApplier, Executor, TableCache
+from .transactions import Transaction
+
+log = logging.getLogger(__name__)
+
+STOP = "stop"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    worker_id: int
+    target: TargetConfig
+    batch_txns: int
+    retries: int
+    retry_backoff_seconds: float
+
+
+@dataclass(slots=True)
+class Work:
+    """One queue message: a transaction plus the coordinator's watermark at dispatch."""
+
+    txn: Transaction
+    watermark: int
+    watermark_file: str
+    watermark_gtid: str
+    schema_version: int
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Session:
+    """A target connection with its applier and checkpoint row (workers and barriers)."""
+
+    def __init__(self, target: TargetConfig, worker_id: int) -> None:
+        self.conn = connect(target, "target", autocommit=False, found_rows=True)
+        self.applier = BatchApplier(Executor(self.conn), TableCache(SchemaCache(self.conn)))
+        self.row = CheckpointRow(target.checkpoint_schema, worker_id)
+        self.schema_version = 0
+
+    def apply_batch(self, batch: list[Work], retries: int, backoff: float) -> int:
+        last = batch[-1]
+        if last.schema_version != self.schema_version:
+            self.applier.tables.invalidate()
+            self.schema_version = last.schema_version
+        txns = [w.txn for w in batch]
+        for attempt in range(retries + 1):
+            try:
+                rows = self.applier.apply_batch(txns)
+                self.conn.query(
+                    self.row.statement(
+                        last.watermark, last.watermark_file, last.watermark_gtid,
+                        [t.end_ordinal for t in txns], txns[-1].gtid, len(txns), txns[-1].timestamp,
+                    )
+                )
+                self.conn.commit()
+                self.row.committed()
+                return rows
+            except MySQLdb.Error as e:
+                with contextlib.suppress(MySQLdb.Error):
+                    self.conn.rollback()
+                code = e.args[0] if e.args else 0
+                if code not in RETRYABLE:
+                    raise TargetError(f"target error {code} applying a batch: {e.args[-1]}") from None
+                if attempt == retries:
+                    raise TargetError(
+                        f"target kept failing with error {code} ({e.args[-1]}) after {retries} retries: "
+                        "raise [apply] retries or look for long transactions on the target"
+                    ) from None
+                time.sleep(backoff * (2**attempt))
+            except ApplierError:
+                with contextlib.suppress(MySQLdb.Error):
+                    self.conn.rollback()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
+    """Process entry point. Messages in: Work or STOP. Out: ("done", id, seqs, rows) or
+    ("error", id, error class name, message)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    wid = spec.worker_id
+    try:
+        session = Session(spec.target, wid)
+        while True:
+            first = inbox.get()
+            if first == STOP:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < spec.batch_txns:
+                try:
+                    msg = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if msg == STOP:
+                    stop = True
+                    break
+                batch.append(msg)
+            rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
+            outbox.put(("done", wid, [w.txn.seq for w in batch], rows))
+            if stop:
+                break
+    except ApplierError as e:
+        outbox.put(("error", wid, type(e).__name__, str(e)))
+        os._exit(1)
+    except Exception as e:  # noqa: BLE001 - report anything, never hang the coordinator
+        outbox.put(("error", wid, "WorkerDied", f"worker {wid} crashed: {type(e).__name__}: {e}"))
+        os._exit(1)
+    with contextlib.suppress(Exception):
+        session.conn.close()

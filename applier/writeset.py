@@ -1,0 +1,151 @@
+"""Writesets: the 64-bit keys a transaction touches, for conflict detection.
+
+Policy ``writeset``: for every row image (before and after), for every unique key of
+the table (PRIMARY included) one xxh3_64 of ``db NUL table NUL index NUL values``.
+Values are the canonical SQL literals of ``rowcodec`` (deterministic per value), with
+strings of non-binary collations folded so that values the target's collation treats
+as equal hash equal: trailing spaces stripped (PAD SPACE), case and accents folded.
+A missed conflict corrupts data while a false one only costs speed, so folding
+over-approximates; charsets that are not ASCII-compatible (ucs2/utf16/utf32) hash to
+one value per key (every such key conflicts). A unique key with a NULL part never
+conflicts and yields nothing. Keys are de-duplicated per transaction.
+
+Policies ``table`` and ``database`` hash just ``db NUL table`` or ``db``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+import xxhash
+
+from . import rowcodec as rc
+from .schema import TableSchema, UniqueKey
+
+_NON_ASCII_CHARSETS = frozenset({"ucs2", "utf16", "utf16le", "utf32"})
+_xxh = xxhash.xxh3_64_intdigest
+
+
+def fold_text(text: str) -> str:
+    """Collation-insensitive canonical form: strip pad spaces, fold case and accents."""
+    text = text.rstrip(" ")
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+class KeyColumn:
+    """How to canonicalise one key column's literal."""
+
+    __slots__ = ("index", "mode", "prefix_len", "literal_prefix", "charset")
+
+    # modes
+    EXACT, FOLD, PAD, COARSE, FLOAT = range(5)
+
+    def __init__(self, index: int, schema: TableSchema, prefix_len: int | None, codec: rc.ColumnCodec):
+        col = schema.columns[index]
+        self.index = index
+        self.prefix_len = prefix_len
+        self.literal_prefix = len(codec.prefix)
+        self.charset = col.charset
+        if codec.kind in (rc.K_FLOAT, rc.K_DOUBLE):
+            self.mode = self.FLOAT
+        elif col.charset is None or col.charset == "binary" or codec.kind not in (rc.K_VARSTR, rc.K_BLOB):
+            self.mode = self.EXACT
+        elif col.charset in _NON_ASCII_CHARSETS:
+            self.mode = self.COARSE
+        elif (col.collation or "").endswith("_bin"):
+            self.mode = self.PAD
+        else:
+            self.mode = self.FOLD
+
+    def canonical(self, literal: bytes) -> bytes:
+        mode = self.mode
+        if mode == self.EXACT:
+            if self.prefix_len is not None and literal.endswith(b"'"):
+                body = literal[self.literal_prefix : -1]
+                return body[: self.prefix_len]
+            return literal
+        if mode == self.FLOAT:
+            return b"0.0" if literal == b"-0.0" else literal
+        if mode == self.COARSE:
+            return b"*"
+        body = literal[self.literal_prefix : -1]
+        text = body.decode(_pycodec(self.charset), "surrogateescape")
+        text = fold_text(text) if mode == self.FOLD else text.rstrip(" ")
+        if self.prefix_len is not None:
+            text = text[: self.prefix_len]
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _pycodec(charset: str | None) -> str:
+    return {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii"}.get(
+        charset or "", "latin-1"
+    )
+
+
+class TableKeys:
+    """Per table: which columns to decode and how to hash each unique key."""
+
+    __slots__ = ("head", "keys", "wanted")
+
+    def __init__(self, schema: TableSchema, plan: rc.RowPlan) -> None:
+        self.head = f"{schema.db}\0{schema.table}\0".encode()
+        self.keys: list[tuple[bytes, list[KeyColumn]]] = []
+        wanted: set[int] = set()
+        for key in schema.unique_keys:
+            self.keys.append((self.head + key.name.encode() + b"\0", _key_columns(key, schema, plan)))
+            wanted.update(key.columns)
+        self.wanted = frozenset(wanted)
+
+    def hashes(self, image: rc.Row, out: set[int]) -> None:
+        for head, cols in self.keys:
+            parts = []
+            for kc in cols:
+                lit = image[kc.index]
+                if lit is None or lit == rc.NULL:
+                    break
+                parts.append(kc.canonical(lit))
+            else:
+                out.add(_xxh(head + b"\0".join(parts)))
+
+
+def _key_columns(key: UniqueKey, schema: TableSchema, plan: rc.RowPlan) -> list[KeyColumn]:
+    return [KeyColumn(i, schema, p, plan.columns[i]) for i, p in zip(key.columns, key.prefixes, strict=True)]
+
+
+def table_key(db: str, table: str) -> int:
+    return _xxh(f"{db}\0{table}".encode())
+
+
+def database_key(db: str) -> int:
+    return _xxh(db.encode())
+
+
+def row_hashes(tkeys: TableKeys, rows: Iterable[tuple[rc.Row | None, rc.Row | None]], out: set[int]) -> None:
+    for before, after in rows:
+        if before is not None:
+            tkeys.hashes(before, out)
+        if after is not None:
+            tkeys.hashes(after, out)
+
+
+def event_keys(
+    tkeys: TableKeys, plan: rc.RowPlan, op: int, body: bytes, version: int, out: set[int]
+) -> int:
+    """Add the keys of one rows event to ``out``; return its row count. Uses the
+    native decoder when it is built (same results, see native/)."""
+    rows = decode_keys(plan, op, body, version, tkeys.wanted)
+    row_hashes(tkeys, rows, out)
+    return len(rows)
+
+
+try:  # the Cython hot path, identical results (tests/unit/test_native.py)
+    from applier.native._rowkeys import decode_keys as decode_keys  # type: ignore[import-not-found]
+
+    NATIVE = True
+except ImportError:  # pragma: no cover - exercised when the extension is not built
+    decode_keys = rc.decode_rows
+    NATIVE = False

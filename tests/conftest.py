@@ -1,0 +1,86 @@
+"""Shared fixtures: one throwaway MariaDB source and target per test session.
+
+Why session scope: installing and starting ``mariadbd`` costs about a second each; tests
+isolate themselves by database name (``dbname``) instead of by server. A test that
+stops or kills a server must use its own ``LocalMariadb``, never these.
+
+Without MariaDB binaries integration tests are skipped locally, but fail under CI (``CI``
+set): a CI run that silently skips every real test would look green and prove nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from applier import sandbox
+from applier.errors import ApplierError
+
+_HERE = Path(__file__).parent
+# Directories whose tests need real servers; they get the ``integration`` marker.
+_SERVER_DIRS = (_HERE / "integration", _HERE / "scenarios")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(d) for d in _SERVER_DIRS):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def mariadb_available() -> tuple[Path, Path]:
+    """``(mariadbd, mariadb-install-db)``, or skip (locally) / fail (under CI)."""
+    try:
+        return sandbox.find_mariadb_binaries()
+    except ApplierError as e:
+        if _in_ci():
+            pytest.fail(f"{e} (CI is set, so integration tests may not be skipped)")
+        pytest.skip(str(e))
+
+
+@pytest.fixture(autouse=True)
+def _needs_mariadb(request: pytest.FixtureRequest) -> None:
+    """Integration tests that build their own servers skip/fail like the shared ones."""
+    if request.node.get_closest_marker("integration") is not None:
+        request.getfixturevalue("mariadb_available")
+
+
+@pytest.fixture(scope="session")
+def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def source(
+    mariadb_available: tuple[Path, Path], sandbox_dir: Path
+) -> Iterator[sandbox.LocalMariadb]:
+    """A started source: server_id 1, ROW binlog with full images and metadata, GTIDs."""
+    server = sandbox.make_source(sandbox_dir / "source")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def target(
+    mariadb_available: tuple[Path, Path], sandbox_dir: Path
+) -> Iterator[sandbox.LocalMariadb]:
+    """A started target: server_id 2, no binlog."""
+    server = sandbox.make_target(sandbox_dir / "target")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dbname() -> str:
+    """A database name unique to this test (``t_<12 hex>``); the test creates it."""
+    return f"t_{uuid.uuid4().hex[:12]}"
