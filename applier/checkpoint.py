@@ -115,6 +115,19 @@ class CheckpointRow:
         )
         conn.commit()
 
+    def resume(self, conn) -> None:
+        """Take over the ``done`` entries a previous run left in this row. Those beyond
+        the recovered watermark are what recovery skips: the next UPDATE of the row must
+        keep them until a watermark passes them, or a crash before that would make the
+        following recovery apply those transactions a second time."""
+        cur = conn.cursor()
+        cur.execute(b"SELECT done FROM " + self.table + b" WHERE worker=" + str(self.worker).encode())
+        row = cur.fetchone()
+        cur.close()
+        conn.commit()
+        text = (row[0].decode() if isinstance(row[0], bytes) else row[0]) if row else ""
+        self.done = [int(x) for x in text.split(",") if x]
+
     def statement(self, watermark: int, watermark_file: str, watermark_gtid: str,
                   committed: list[int], last_gtid: str, txns: int, timestamp: int,
                   ddl_pending: int = 0) -> bytes:

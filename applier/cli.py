@@ -121,5 +121,63 @@ def demo(transactions, connections, workers, policy, keep) -> None:
         sys.exit(8)
 
 
+def _int_list(_ctx, _param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: a comma-separated list of integers") from None
+
+
+def _name_list(_ctx, _param, value):
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@main.command()
+@click.option("--workload", default="uniform", show_default=True,
+              type=click.Choice(["uniform", "hot", "single", "big", "oltp_write_only", "oltp_insert"]))
+@click.option("--transactions", type=int, help="Backlog size [default: 20000, --quick 2000].")
+@click.option("--workers", callback=_int_list, help="Applier worker counts [default: 1,4,8].")
+@click.option("--policies", callback=_name_list, help="Applier policies [default: writeset].")
+@click.option("--native-threads", callback=_int_list,
+              help="slave_parallel_threads values, 0 = single-threaded [default: 0,4,16].")
+@click.option("--native-modes", callback=_name_list,
+              help="slave_parallel_mode values [default: conservative,optimistic].")
+@click.option("--tables", type=int, help="Tables [default: 4].")
+@click.option("--rows", type=int, help="Rows per table [default: 10000, --quick 1000].")
+@click.option("--durable", is_flag=True, help="innodb_flush_log_at_trx_commit=1 on the timed targets.")
+@click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
+@click.option("--quick", is_flag=True, help="A small smoke run (about a minute).")
+@click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
+          out, quick, keep, no_progress) -> None:
+    """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG."""
+    from pathlib import Path
+
+    from .bench import BenchOptions, run_bench
+
+    kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
+          "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
+          "durable": durable, "out": Path(out), "keep": keep}
+    for p in policies or ():
+        if p not in config_mod.POLICIES:
+            raise click.BadParameter(f"{p!r}: one of {', '.join(config_mod.POLICIES)}", param_hint="--policies")
+    try:
+        if quick:
+            opts = BenchOptions.quick(**kw)
+        else:
+            opts = BenchOptions(**{k: v for k, v in kw.items() if v is not None})
+        report = run_bench(opts, say=click.echo, progress=not no_progress)
+    except ApplierError as e:
+        _fail(e)
+    click.echo("")
+    click.echo(report.table())
+    click.echo(f"\nwrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")
+    if not all(r.check_ok for r in report.runs):
+        sys.exit(8)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -40,6 +40,8 @@ from .writeset import TableKeys, database_key, decode_keys, event_keys, table_ke
 
 log = logging.getLogger(__name__)
 
+SEND_AT = 16  # transactions held back per worker before a queue message is sent
+
 # errors a re-run DDL may raise when it had already been applied before a crash
 _DDL_ALREADY_DONE = {1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1068, 1826, 1022}
 
@@ -60,6 +62,7 @@ class _Current:
     txn: Transaction
     keys: set[int]
     streaming: bool = False
+    after_statement: bool = False  # rows follow a statement: CREATE TABLE ... SELECT
 
 
 class Coordinator:
@@ -73,6 +76,9 @@ class Coordinator:
         self._cur: _Current | None = None
         self._schema_version = 0
         self._tkeys: dict[bytes, TableKeys] = {}
+        self._next_worker_check = 0.0  # monotonic time of the next idle-time worker check
+        self._outgoing: list[list[Transaction]] = []
+        self._dispatched = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -98,11 +104,13 @@ class Coordinator:
         self.scheduler = Scheduler(1 if cfg.apply.policy == "serial" else cfg.apply.workers)
         self.builder = TransactionBuilder()
         self._start_workers(start)
+        clean = False
         try:
             self._stream(start, gtid)
             self._drain()
+            clean = True
         finally:
-            self._stop_workers()
+            self._stop_workers(graceful=clean)
             with contextlib.suppress(Exception):
                 self.serial.conn.close()
         return self.metrics
@@ -137,13 +145,19 @@ class Coordinator:
             proc.start()
             self._workers.append(proc)
             self._inboxes.append(inbox)
+            self._outgoing.append([])
 
-    def _stop_workers(self) -> None:
+    def _stop_workers(self, graceful: bool = True) -> None:
+        """Graceful: STOP after the (drained) queues, wait. After an error: kill now (a
+        killed worker's open batch rolls back with its checkpoint, so that is safe), as
+        the queues may be full and never read again."""
         for inbox, proc in zip(self._inboxes, self._workers, strict=True):
-            if proc.is_alive():
+            if graceful and proc.is_alive():
                 with contextlib.suppress(Exception):
                     inbox.put(STOP, timeout=1)
-        deadline = time.monotonic() + 30
+            # exit must not wait for a feeder thread writing into a dead worker's pipe
+            inbox.cancel_join_thread()
+        deadline = time.monotonic() + (30 if graceful else 0)
         for proc in self._workers:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
@@ -161,7 +175,7 @@ class Coordinator:
             try:
                 src.open(position, gtid_start)
                 attempts = 0
-                for e in src.events():
+                for e in src.events(self._on_idle):
                     self._on_event(e, src.file)
                     if self._stop:
                         break
@@ -199,7 +213,7 @@ class Coordinator:
             txn = self.builder.current
             assert txn is not None
             if self._cur is None or self._cur.txn is not txn:
-                self._cur = _Current(txn, set())
+                self._cur = _Current(txn, set(), after_statement=txn.is_ddl)
             self._on_rows(self._cur, txn.items[-1])  # type: ignore[arg-type]
         elif done is not None:
             cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done, set())
@@ -224,6 +238,11 @@ class Coordinator:
         if cur.streaming:
             txn.rows += self.serial.applier.apply_items(txn.table_maps, [item])
             txn.items.pop()
+            return
+        if cur.after_statement:
+            # CREATE TABLE ... SELECT: the new table's rows share the statement's
+            # transaction and the table is not on the target before the statement ran
+            # there, so no lookup (nor streaming): _apply_ddl applies it all in order.
             return
         table = self.serial.applier.tables.get(body)
         reason = table.schema.barrier_reason
@@ -289,17 +308,44 @@ class Coordinator:
                 self._wait_ack(deadline)
                 worker = sched.route(keys)
         sched.assign(worker, txn.seq, keys)
+        pending = self._outgoing[worker]
+        pending.append(txn)
+        if len(pending) >= SEND_AT:
+            self._send(worker)
+        self._dispatched += 1
+        if self._dispatched % SEND_AT == 0:
+            self._poll_acks()
+
+    def _send(self, worker: int) -> None:
+        """Ship the worker's held-back transactions as one queue message."""
+        txns = self._outgoing[worker]
+        if not txns:
+            return
+        self._outgoing[worker] = []
         w = self.watermark
-        work = Work(txn, w.ordinal, w.file, w.gtid, self._schema_version)
+        wire = Work(txns, w.ordinal, w.file, w.gtid, self._schema_version).to_wire()
         inbox = self._inboxes[worker]
         while True:
             try:
-                inbox.put(work, timeout=0.5)
-                break
+                inbox.put(wire, timeout=0.5)
+                return
             except queue.Full:
                 self._poll_acks()
                 self._check_workers()
+
+    def _send_all(self) -> None:
+        for worker in range(len(self._outgoing)):
+            self._send(worker)
+
+    def _on_idle(self) -> None:
+        """The source has nothing more right now: send what is held back, read acks, and
+        notice a dead worker (while the source is quiet nothing else would)."""
+        self._send_all()
         self._poll_acks()
+        now = time.monotonic()
+        if now >= self._next_worker_check:
+            self._next_worker_check = now + 0.5
+            self._check_workers()
 
     def _poll_acks(self) -> None:
         outbox = self._outbox
@@ -311,6 +357,7 @@ class Coordinator:
             self._handle_ack(msg)
 
     def _wait_ack(self, deadline: float) -> None:
+        self._send_all()  # a completion we wait for may still be held back here
         while True:
             try:
                 msg = self._outbox.get(timeout=0.5)
@@ -392,8 +439,8 @@ class Coordinator:
         s.conn.query(self._row0(txn, txn.end_ordinal, before=True))
         s.conn.commit()
         for item in txn.items:
-            if isinstance(item, RowsEvent):  # pragma: no cover - DDL transactions carry no rows
-                s.applier.apply_items(txn.table_maps, [item])
+            if isinstance(item, RowsEvent):  # CREATE TABLE ... SELECT
+                txn.rows += s.applier.apply_items(txn.table_maps, [item])
                 continue
             try:
                 s.applier.apply_statement(item)

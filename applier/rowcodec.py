@@ -7,6 +7,11 @@ text that reads back to the same IEEE value, temporal values as quoted strings
 ``_charset'escaped'`` so the target stores the source's bytes without conversion (the
 connection's character set is utf8mb4, in which no multibyte sequence contains a quote
 or backslash byte, so escaping arbitrary bytes is safe), ENUM/SET/BIT as integers. NULL is ``NULL``.
+Literals must also *compare* equal to the stored value (they end up in WHERE clauses):
+BINARY(n) gets back the trailing 0x00 bytes the binlog drops, and an 8-byte SET is
+written as the signed number the server compares it as. MariaDB specifics: COMPRESSED
+columns are logged compressed (decoded here), and pre-10.0 TIME/DATETIME/TIMESTAMP with
+fractional seconds are logged without metadata (their digits come from the schema).
 
 Decoding is driven by a per-table ``RowPlan`` built once per (TableMap, TableSchema)
 so the per-row loop only dispatches on small integers.
@@ -15,6 +20,7 @@ so the per-row loop only dispatches on small integers.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 from . import schema as s
@@ -26,9 +32,16 @@ NULL = b"NULL"
 # value kinds used by the decode loop
 K_INT, K_FLOAT, K_DOUBLE, K_DECIMAL, K_YEAR, K_DATE, K_TIME, K_DATETIME, K_TIMESTAMP = range(9)
 K_TIME2, K_DATETIME2, K_TIMESTAMP2, K_VARSTR, K_BLOB, K_BIT, K_ENUMSET, K_JSON_MYSQL = range(9, 17)
+# MariaDB's own pre-10.0 fractional-second formats (tables created before 10.0 or with
+# mysql56_temporal_format=OFF): logged as TIME/DATETIME/TIMESTAMP *without* metadata, so
+# the number of digits (and with it the value's size) comes from the target's schema
+K_TIME_HIRES, K_DATETIME_HIRES, K_TIMESTAMP_HIRES = range(17, 20)
 
 _INT_SIZES = {s.T_TINY: 1, s.T_SHORT: 2, s.T_INT24: 3, s.T_LONG: 4, s.T_LONGLONG: 8}
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
+_HIRES_TIME_BYTES = (3, 4, 4, 5, 5, 5, 6)  # MariaDB Type_handler_time::hires_bytes
+_HIRES_DATETIME_BYTES = (5, 6, 6, 7, 7, 7, 8)  # Type_handler_datetime::hires_bytes
+_TIME_HIRES_ZERO = 3020400  # (TIME_MAX_VALUE_SECONDS + 1): stored value of 00:00:00, per 10**fsp
 _FLOAT = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
 
@@ -42,6 +55,14 @@ class ColumnCodec:
     fsp: int  # fractional seconds digits for temporal types
     precision: int  # DECIMAL precision
     scale: int  # DECIMAL scale
+    # K_VARSTR/K_BLOB of a MariaDB COMPRESSED column: the logged bytes are compressed
+    # (the kinds stay those of plain strings: skipping a value works the same)
+    compressed: bool = False
+    # K_VARSTR of a fixed-length binary column (BINARY(n), INET4/INET6/UUID): the binlog
+    # drops trailing 0x00 bytes; the literal gets them back (n bytes), because BINARY
+    # compares its pad bytes (a key ``WHERE b = 'ab'`` misses 'ab\0..') and INET6/UUID
+    # reject a short binary value
+    pad: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +75,7 @@ class RowPlan:
 def column_codec(btype: int, meta: int, col: s.Column | None) -> ColumnCodec:
     unsigned = col.unsigned if col is not None else False
     charset = col.charset if col is not None else None
+    col_fsp = col.fsp if col is not None and col.fsp and 0 < col.fsp <= 6 else 0
     prefix = f"_{charset}'".encode() if charset and charset != "binary" else b"_binary'"
     if btype in _INT_SIZES:
         return ColumnCodec(K_INT, _INT_SIZES[btype], not unsigned, b"", 0, 0, 0)
@@ -70,11 +92,19 @@ def column_codec(btype: int, meta: int, col: s.Column | None) -> ColumnCodec:
         return ColumnCodec(K_YEAR, 1, False, b"", 0, 0, 0)
     if btype in (s.T_DATE, s.T_NEWDATE):
         return ColumnCodec(K_DATE, 3, False, b"", 0, 0, 0)
+    # old-style TIME/DATETIME/TIMESTAMP: without fractional digits the MySQL 5.5 layout,
+    # with them MariaDB's "hires" layout (MySQL never logs these types with fractions)
     if btype == s.T_TIME:
+        if col_fsp:
+            return ColumnCodec(K_TIME_HIRES, _HIRES_TIME_BYTES[col_fsp], False, b"", col_fsp, 0, 0)
         return ColumnCodec(K_TIME, 3, False, b"", 0, 0, 0)
     if btype == s.T_DATETIME:
+        if col_fsp:
+            return ColumnCodec(K_DATETIME_HIRES, _HIRES_DATETIME_BYTES[col_fsp], False, b"", col_fsp, 0, 0)
         return ColumnCodec(K_DATETIME, 8, False, b"", 0, 0, 0)
     if btype == s.T_TIMESTAMP:
+        if col_fsp:
+            return ColumnCodec(K_TIMESTAMP_HIRES, 4 + (col_fsp + 1) // 2, False, b"", col_fsp, 0, 0)
         return ColumnCodec(K_TIMESTAMP, 4, False, b"", 0, 0, 0)
     if btype == s.T_TIME2:
         return ColumnCodec(K_TIME2, 3 + (meta + 1) // 2, False, b"", meta, 0, 0)
@@ -85,9 +115,14 @@ def column_codec(btype: int, meta: int, col: s.Column | None) -> ColumnCodec:
     if btype in (s.T_VARCHAR, s.T_VAR_STRING):
         return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0)
     if btype == s.T_STRING:
-        return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0)
+        pad = meta if col is not None and charset in (None, "binary") else 0
+        return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0, False, pad)
     if btype in (s.T_BLOB, s.T_TINY_BLOB, s.T_MEDIUM_BLOB, s.T_LONG_BLOB):
         return ColumnCodec(K_BLOB, meta, False, prefix, 0, 0, 0)
+    if btype == s.T_VARCHAR_COMPRESSED:
+        return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0, True)
+    if btype == s.T_BLOB_COMPRESSED:
+        return ColumnCodec(K_BLOB, meta, False, prefix, 0, 0, 0, True)
     if btype == s.T_GEOMETRY:
         return ColumnCodec(K_BLOB, meta, False, b"_binary'", 0, 0, 0)
     if btype == s.T_JSON:
@@ -96,7 +131,10 @@ def column_codec(btype: int, meta: int, col: s.Column | None) -> ColumnCodec:
         nbits = (meta >> 8) * 8 + (meta & 0xFF)
         return ColumnCodec(K_BIT, (nbits + 7) // 8, False, b"", 0, 0, 0)
     if btype in (s.T_ENUM, s.T_SET):
-        return ColumnCodec(K_ENUMSET, meta, False, b"", 0, 0, 0)
+        # a SET of 57..64 members is an 8-byte bitmask that the server reads as a *signed*
+        # integer: `s = 9223372036854775808` never matches, `s = -9223372036854775808`
+        # does (and inserts the same bits), so the top bit is written as a sign
+        return ColumnCodec(K_ENUMSET, meta, meta == 8, b"", 0, 0, 0)
     raise DecodeError(f"column type {btype} is not supported by the row decoder")
 
 
@@ -167,7 +205,9 @@ def _time2(buf: bytes, pos: int, fsp: int) -> bytes:
         packed = int.from_bytes(buf[pos : pos + 6], "big") - 0x800000000000
     else:
         intpart = int.from_bytes(buf[pos : pos + 3], "big") - 0x800000
-        frac = int.from_bytes(buf[pos + 3 : pos + 3 + n], "big", signed=True) if n else 0
+        # the fraction is stored unsigned; negative times keep it in reverse order (sort
+        # compatibility): borrow one second and subtract (MySQL my_time_packed_from_binary)
+        frac = int.from_bytes(buf[pos + 3 : pos + 3 + n], "big") if n else 0
         if intpart < 0 and frac:
             intpart += 1
             frac -= 0x100 if n == 1 else 0x10000
@@ -201,6 +241,65 @@ def _timestamp(seconds: int, usec: int, fsp: int) -> bytes:
     ).encode()
 
 
+def _time_hires(buf: bytes, pos: int, c: ColumnCodec) -> bytes:
+    """MariaDB Field_time_hires: big-endian (signed microseconds / 10**(6-fsp)) + zero point."""
+    fsp = c.fsp
+    v = int.from_bytes(buf[pos : pos + c.size], "big") - _TIME_HIRES_ZERO * 10**fsp
+    usec = v * 10 ** (6 - fsp)
+    sign = "-" if usec < 0 else ""
+    secs, usec = divmod(abs(usec), 1_000_000)
+    hour, rem = divmod(secs, 3600)
+    return f"'{sign}{hour:02d}:{rem // 60:02d}:{rem % 60:02d}{_usec(usec, fsp)}'".encode()
+
+
+def _datetime_hires(buf: bytes, pos: int, c: ColumnCodec) -> bytes:
+    """MariaDB Field_datetime_hires: big-endian pack_time() / 10**(6-fsp), where
+    pack_time = ((((((year*13 + month)*32 + day)*24 + hour)*60 + minute)*60 + second)*10**6 + usec."""
+    fsp = c.fsp
+    v = int.from_bytes(buf[pos : pos + c.size], "big") * 10 ** (6 - fsp)
+    v, usec = divmod(v, 1_000_000)
+    v, second = divmod(v, 60)
+    v, minute = divmod(v, 60)
+    v, hour = divmod(v, 24)
+    v, day = divmod(v, 32)
+    year, month = divmod(v, 13)
+    return (
+        f"'{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}{_usec(usec, fsp)}'"
+    ).encode()
+
+
+def _timestamp_hires(buf: bytes, pos: int, c: ColumnCodec) -> bytes:
+    """MariaDB Field_timestamp_hires: 4-byte big-endian seconds, then the fraction
+    big-endian in (fsp+1)//2 bytes as units of 10**(fsp-6) s (unlike TIMESTAMP2)."""
+    fsp = c.fsp
+    secs = int.from_bytes(buf[pos : pos + 4], "big")
+    usec = int.from_bytes(buf[pos + 4 : pos + c.size], "big") * 10 ** (6 - fsp)
+    return _timestamp(secs, usec, fsp)
+
+
+def uncompress(data: bytes) -> bytes:
+    """A MariaDB COMPRESSED column's stored bytes -> the value. Empty stays empty;
+    else one header byte: 0 = stored as is, 0x8N = zlib (N & 7: bytes of the original
+    length, big-endian, that follow; N & 8: raw deflate without zlib wrapper)."""
+    if not data:
+        return b""
+    head = data[0]
+    method = head >> 4
+    if method == 0:
+        return data[1:]
+    if method == 8:
+        nlen = head & 7
+        length = int.from_bytes(data[1 : 1 + nlen], "big")
+        try:
+            out = zlib.decompress(data[1 + nlen :], -zlib.MAX_WBITS if head & 8 else zlib.MAX_WBITS)
+        except zlib.error as e:
+            raise DecodeError(f"compressed column value does not inflate: {e}") from None
+        if len(out) != length:
+            raise DecodeError(f"compressed column value inflates to {len(out)} bytes, header says {length}")
+        return out
+    raise DecodeError(f"compressed column value uses unknown compression method {method}")
+
+
 def _civil_from_days(z: int) -> tuple[int, int, int]:
     """Days since 1970-01-01 -> (year, month, day) (H. Hinnant's algorithm)."""
     z += 719468
@@ -226,6 +325,10 @@ def decode_value(buf: bytes, pos: int, c: ColumnCodec) -> tuple[bytes, int]:
         length = int.from_bytes(buf[pos : pos + n], "little")
         start = pos + n
         end = start + length
+        if c.compressed:
+            return c.prefix + escape(uncompress(buf[start:end])) + b"'", end
+        if c.pad > length:
+            return c.prefix + escape(buf[start:end] + b"\0" * (c.pad - length)) + b"'", end
         return c.prefix + escape(buf[start:end]) + b"'", end
     if k == K_DECIMAL:
         return _decimal(buf, pos, c), pos + c.size
@@ -243,10 +346,12 @@ def decode_value(buf: bytes, pos: int, c: ColumnCodec) -> tuple[bytes, int]:
         return repr(_DOUBLE.unpack_from(buf, pos)[0]).encode(), pos + 8
     if k == K_FLOAT:
         return repr(_FLOAT.unpack_from(buf, pos)[0]).encode(), pos + 4
-    if k in (K_ENUMSET, K_BIT):
+    if k == K_ENUMSET:
         end = pos + c.size
-        order = "little" if k == K_ENUMSET else "big"
-        return str(int.from_bytes(buf[pos:end], order)).encode(), end
+        return str(int.from_bytes(buf[pos:end], "little", signed=c.signed)).encode(), end
+    if k == K_BIT:
+        end = pos + c.size
+        return str(int.from_bytes(buf[pos:end], "big")).encode(), end
     if k == K_YEAR:
         v = buf[pos]
         return (str(1900 + v) if v else "0").encode(), pos + 1
@@ -264,6 +369,12 @@ def decode_value(buf: bytes, pos: int, c: ColumnCodec) -> tuple[bytes, int]:
         sign = "-" if v < 0 else ""
         v = abs(v)
         return f"'{sign}{v // 10000:02d}:{v // 100 % 100:02d}:{v % 100:02d}'".encode(), pos + 3
+    if k == K_DATETIME_HIRES:
+        return _datetime_hires(buf, pos, c), pos + c.size
+    if k == K_TIME_HIRES:
+        return _time_hires(buf, pos, c), pos + c.size
+    if k == K_TIMESTAMP_HIRES:
+        return _timestamp_hires(buf, pos, c), pos + c.size
     if k == K_JSON_MYSQL:
         n = c.size
         length = int.from_bytes(buf[pos : pos + n], "little")

@@ -198,6 +198,11 @@ class LocalMariadb:
             proc.kill()
             proc.wait(30)
 
+    def _tmpdir(self) -> Path:
+        path = self.basedir / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def _install(self, install_db: Path, timeout: float) -> None:
         if self.datadir.exists() and any(self.datadir.iterdir()):
             raise ApplierError(
@@ -209,6 +214,7 @@ class LocalMariadb:
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--tmpdir={self._tmpdir()}",  # private: parallel installs must not share /tmp files
             *_as_root(),
         ]
         try:
@@ -246,6 +252,7 @@ class LocalMariadb:
             f"--socket={self.socket}",
             f"--pid-file={self.basedir / 'mysqld.pid'}",
             f"--log-error={self.error_log}",
+            f"--tmpdir={self._tmpdir()}",
         ]
         pdeathsig = shutil.which("setpriv")
         if pdeathsig and threading.current_thread() is threading.main_thread():

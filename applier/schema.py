@@ -22,10 +22,12 @@ T_LONGLONG, T_INT24, T_DATE, T_TIME, T_DATETIME, T_YEAR, T_NEWDATE, T_VARCHAR = 
 T_BIT, T_TIMESTAMP2, T_DATETIME2, T_TIME2 = 16, 17, 18, 19
 T_JSON, T_NEWDECIMAL, T_ENUM, T_SET = 245, 246, 247, 248
 T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB, T_BLOB, T_VAR_STRING, T_STRING, T_GEOMETRY = range(249, 256)
+# MariaDB's COMPRESSED columns (binlogged compressed; metadata as VARCHAR / BLOB)
+T_BLOB_COMPRESSED, T_VARCHAR_COMPRESSED = 140, 141
 
 _META_1 = {T_FLOAT, T_DOUBLE, T_BLOB, T_GEOMETRY, T_JSON, T_TIMESTAMP2, T_DATETIME2, T_TIME2,
-           T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB}
-_META_2_LE = {T_VARCHAR, T_VAR_STRING, T_BIT, T_NEWDECIMAL}
+           T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB, T_BLOB_COMPRESSED}
+_META_2_LE = {T_VARCHAR, T_VAR_STRING, T_BIT, T_NEWDECIMAL, T_VARCHAR_COMPRESSED}
 _META_2_BE = {T_STRING, T_ENUM, T_SET}
 
 OPT_COLUMN_NAME = 4
@@ -114,6 +116,9 @@ class Column:
     collation: str | None
     nullable: bool
     generated: bool
+    # DATETIME_PRECISION (fractional digits of TIME/DATETIME/TIMESTAMP): MariaDB's
+    # pre-10.0 temporal formats are binlogged without it (see rowcodec)
+    fsp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +163,7 @@ class TableSchema:
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, "
-    "COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS "
+    "COALESCE(GENERATION_EXPRESSION, ''), DATETIME_PRECISION FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
 )
 _INDEX_SQL = (
@@ -196,8 +201,9 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
                 collation=_text(coll) if coll is not None else None,
                 nullable=_text(nullable) == "YES",
                 generated=bool(_text(gen)),
+                fsp=int(fsp) if fsp is not None else None,
             )
-            for name, dtype, ctype, nullable, cs, coll, gen in rows
+            for name, dtype, ctype, nullable, cs, coll, gen, fsp in rows
         )
         index_of = {c.name.lower(): i for i, c in enumerate(columns)}
         cur.execute(_INDEX_SQL, (db, table))

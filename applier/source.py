@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
+import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pymysql
 
@@ -52,7 +54,10 @@ class BinlogSource:
         self.non_blocking = non_blocking
         self.file = ""  # binlog file of the event being read (from Rotate events)
         self._conn: pymysql.connections.Connection | None = None
-        self._rfile = None
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()
+        self._off = 0
+        self._on_idle: Callable[[], None] | None = None
         self._checksum = False
 
     # -- connection ---------------------------------------------------------------------
@@ -116,7 +121,11 @@ class BinlogSource:
                 + data
             )
             self._command(COM_BINLOG_DUMP_GTID, payload)
-        self._rfile = conn._rfile  # noqa: SLF001 - we own this connection from here on
+        # we own this connection from here on: read its socket directly, in big chunks
+        self._sock = conn._sock  # noqa: SLF001
+        self._sock.settimeout(max(30.0, cfg.heartbeat_seconds * 4))
+        self._buf = bytearray()  # pymysql's reader holds nothing: the source sent only OK so far
+        self._off = 0
 
     def _register(self) -> None:
         """COM_REGISTER_SLAVE so the source lists us in SHOW SLAVE HOSTS."""
@@ -143,30 +152,46 @@ class BinlogSource:
             with contextlib.suppress(Exception):  # a broken socket may fail to close
                 self._conn.close()
         self._conn = None
-        self._rfile = None
+        self._sock = None
 
     # -- reading --------------------------------------------------------------------------
 
+    def _fill(self, need: int) -> None:
+        """Make ``need`` bytes available in the buffer, reading the socket as needed.
+        Before a read that would block, yields control to the consumer via
+        ``self._idle`` so it can flush work it holds back for batching."""
+        buf = self._buf
+        while len(buf) - self._off < need:
+            if self._off:
+                del buf[: self._off]
+                self._off = 0
+            if self._on_idle is not None and not select.select([self._sock], [], [], 0)[0]:
+                self._on_idle()
+            try:
+                chunk = self._sock.recv(1 << 20)
+            except (OSError, ValueError, AttributeError) as e:
+                raise SourceDisconnected(f"source connection lost: {e}") from None
+            if not chunk:
+                raise SourceDisconnected("source closed the dump connection")
+            buf += chunk
+
     def _read_packet(self) -> bytes:
-        rfile = self._rfile
         parts = []
         while True:
-            try:
-                head = rfile.read(4)
-                if len(head) < 4:
-                    raise SourceDisconnected("source closed the dump connection")
-                length = head[0] | head[1] << 8 | head[2] << 16
-                data = rfile.read(length)
-            except (TimeoutError, OSError, ValueError, AttributeError) as e:
-                raise SourceDisconnected(f"source connection lost: {e}") from None
-            if len(data) < length:
-                raise SourceDisconnected("source closed the dump connection mid-packet")
-            parts.append(data)
+            self._fill(4)
+            buf, off = self._buf, self._off
+            length = buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16
+            self._fill(4 + length)
+            off = self._off
+            parts.append(bytes(self._buf[off + 4 : off + 4 + length]))
+            self._off = off + 4 + length
             if length < 0xFFFFFF:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def events(self) -> Iterator[ev.Event]:
-        """Yield events until the connection ends. Updates ``self.file`` on Rotate."""
+    def events(self, on_idle: Callable[[], None] | None = None) -> Iterator[ev.Event]:
+        """Yield events until the connection ends. Updates ``self.file`` on Rotate.
+        ``on_idle`` is called whenever the next read would wait for the source."""
+        self._on_idle = on_idle
         unpack = ev.HEADER.unpack_from
         checksum = self._checksum
         while True:
@@ -183,10 +208,6 @@ class BinlogSource:
             body = pkt[1 + ev.HEADER_LEN : end]
             if etype == ev.ROTATE:
                 self.file = body[8:].decode()
-            elif etype == ev.FORMAT_DESCRIPTION:
-                # the algorithm byte sits just before the (optional) 4-byte checksum
-                if checksum:
-                    body = pkt[1 + ev.HEADER_LEN : size + 1 - 4]
             elif etype in ev.UNSUPPORTED:
                 raise SourceError(
                     f"source {self.cfg.describe()} writes event type {etype} which the applier "

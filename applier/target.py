@@ -32,6 +32,7 @@ from .transactions import RowsEvent, Statement, Transaction, is_database_stateme
 log = logging.getLogger(__name__)
 
 RETRYABLE = {1213, 1205}  # deadlock, lock wait timeout
+NO_FOREIGN_KEY_CHECKS_F = 0x0002  # rows event flag: the source session had foreign_key_checks=0
 SESSION_SETUP = (
     "SET NAMES utf8mb4",
     "SET SESSION time_zone = '+00:00'",
@@ -144,6 +145,14 @@ class BatchApplier:
     def __init__(self, executor: Executor, tables: TableCache) -> None:
         self.ex = executor
         self.tables = tables
+        self._fk_checks = True
+
+    def foreign_key_checks(self, on: bool) -> None:
+        """Follow the source session's foreign_key_checks (rows event flag, statement
+        flags2): with them off there, deletes cascade nothing and orphans are allowed."""
+        if on != self._fk_checks:
+            self.ex.conn.query(b"SET SESSION foreign_key_checks = " + (b"1" if on else b"0"))
+            self._fk_checks = on
 
     # -- in source order --------------------------------------------------------------
 
@@ -166,6 +175,7 @@ class BatchApplier:
                 self.ex.run(sql, 1, f"UPDATE of {name}")
 
     def apply_statement(self, stmt: Statement) -> None:
+        self.foreign_key_checks(not stmt.no_fk_checks)
         if stmt.charset_id is not None:
             self.ex.conn.query(f"SET character_set_client = {stmt.charset_id}".encode())
         try:
@@ -181,7 +191,7 @@ class BatchApplier:
 
     def apply_batch(self, txns: list[Transaction]) -> int:
         """Apply every transaction of the batch; return rows applied."""
-        net = _NetChanges()
+        net = _NetChanges(self)
         total = 0
         for txn in txns:
             for item in txn.items:
@@ -207,6 +217,8 @@ class BatchApplier:
             if isinstance(item, Statement):
                 self.apply_statement(item)
                 continue
+            # flags follow the 6-byte table id; only barriers (FK tables) get here with them
+            self.foreign_key_checks(not item.body[6] & NO_FOREIGN_KEY_CHECKS_F)
             table = self.tables.get(txn_maps[item.table_id])
             rows = rc.decode_rows(table.plan, item.op, item.body, item.version)
             total += len(rows)
@@ -230,14 +242,18 @@ _INS, _DEL, _REP = 1, 2, 3
 class _NetChanges:
     """Row changes of compactable tables collapsed to their net effect per row key."""
 
-    def __init__(self) -> None:
+    def __init__(self, applier: BatchApplier) -> None:
+        self.applier = applier
         self.tables: dict[bytes, tuple[Table, dict[tuple[bytes, ...], list]]] = {}
 
     def add(self, table: Table, op: int, rows) -> None:
         entry = self.tables.get(table.name)
         if entry is None or entry[0] is not table:
             if entry is not None:
-                self.flush_one(entry)  # the table changed shape (new TableMap): keep order
+                # Same table, another TableMap: its table_id changed without DDL (source
+                # FLUSH TABLES, table cache eviction; DDL never shares a batch). Emit
+                # what is pending for it first so its changes keep their order.
+                self._emit(self.applier, *entry)
             entry = self.tables[table.name] = (table, {})
         state = entry[1]
         key_cols = table.key
@@ -270,9 +286,6 @@ class _NetChanges:
             self._emit(applier, *entry)
         self.tables.clear()
 
-    def flush_one(self, entry) -> None:  # pragma: no cover - rare: ALTER mid-batch is a barrier
-        raise TargetError("internal: table definition changed inside a batch")
-
     @staticmethod
     def _emit(applier: BatchApplier, table: Table, state: dict) -> None:
         if not state:
@@ -285,13 +298,37 @@ class _NetChanges:
         assert key_cols is not None
         if deletes:
             if len(key_cols) == 1:
-                cond = table.col_names[key_cols[0]] + b" IN (" + b",".join(k[0] for k in deletes) + b")"
+                head, sep, tail = table.col_names[key_cols[0]] + b" IN (", b",", b")"
+                conds = [k[0] for k in deletes]
             else:
-                cond = b" OR ".join(
+                head, sep, tail = b"", b" OR ", b""
+                conds = [
                     b"(" + b" AND ".join(table.col_names[c] + b"=" + v for c, v in zip(key_cols, k, strict=True)) + b")"
                     for k in deletes
-                )
-            applier.ex.run(b"DELETE FROM " + table.name + b" WHERE " + cond, len(deletes), f"DELETE from {name}")
+                ]
+            for chunk in _chunks(conds):
+                cond = head + sep.join(chunk) + tail
+                applier.ex.run(b"DELETE FROM " + table.name + b" WHERE " + cond, len(chunk), f"DELETE from {name}")
         if inserts:
-            values = b",".join(_values(table, row) for row in inserts)
-            applier.ex.run(table.insert_head + values, len(inserts), f"INSERT into {name}")
+            for chunk in _chunks([_values(table, row) for row in inserts]):
+                applier.ex.run(table.insert_head + b",".join(chunk), len(chunk), f"INSERT into {name}")
+
+
+# A batch's net changes can be far bigger than any source statement (batch_txns x rows x
+# width): multi-row statements are split to stay well under max_allowed_packet (4 MiB on
+# MySQL 5.7, 16 MiB on MariaDB by default). One part always goes, whatever its size.
+MAX_STATEMENT_BYTES = 1 << 20
+
+
+def _chunks(parts: list[bytes], limit: int = MAX_STATEMENT_BYTES):
+    """Consecutive runs of ``parts``, each run's total length under ``limit``."""
+    chunk: list[bytes] = []
+    size = 0
+    for part in parts:
+        if chunk and size + len(part) > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(part)
+        size += len(part) + 4
+    if chunk:
+        yield chunk

@@ -20,7 +20,9 @@ from . import events as ev
 from .position import file_number
 
 _QUERY_POST = struct.Struct("<IIBHH")  # thread_id, exec_time, db_len, error_code, status_len
+Q_FLAGS2_CODE = 0
 Q_CHARSET_CODE = 4
+OPTION_NO_FOREIGN_KEY_CHECKS = 1 << 26  # in flags2: the session had foreign_key_checks=0
 
 
 @dataclass(slots=True)
@@ -40,6 +42,7 @@ class Statement:
     db: str
     sql: bytes
     charset_id: int | None  # collation id of character_set_client when logged
+    no_fk_checks: bool = False  # logged with foreign_key_checks=0 (flags2)
 
 
 @dataclass(slots=True)
@@ -68,26 +71,47 @@ class Transaction:
         return any(isinstance(i, Statement) for i in self.items)
 
 
+def pack(txn: Transaction) -> tuple:
+    """A compact, cheap-to-pickle form for shipping to a worker process (plain tuples
+    and bytes: no per-object pickling of dataclasses)."""
+    items = [
+        (i.op, i.table_id, i.version, i.body) if isinstance(i, RowsEvent) else (0, i.db, i.sql, i.charset_id)
+        for i in txn.items
+    ]
+    return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, txn.table_maps, items)
+
+
+def unpack(data: tuple) -> Transaction:
+    seq, gtid, file, end_pos, timestamp, table_maps, items = data
+    txn = Transaction(seq, gtid, file, end_pos, timestamp, table_maps)
+    txn.items = [RowsEvent(a, b, c, d) if a else Statement(b, c, d) for a, b, c, d in items]
+    return txn
+
+
 def parse_query(body: bytes) -> Statement:
     _, _, db_len, _, status_len = _QUERY_POST.unpack_from(body, 0)
     status = body[13 : 13 + status_len]
     db_start = 13 + status_len
     db = body[db_start : db_start + db_len].decode("utf-8", "replace")
     sql = body[db_start + db_len + 1 :]
-    return Statement(db, sql, _charset_id(status))
+    charset = _status_value(status, Q_CHARSET_CODE, 2)
+    flags2 = _status_value(status, Q_FLAGS2_CODE, 4)
+    return Statement(db, sql, charset, bool(flags2 and flags2 & OPTION_NO_FOREIGN_KEY_CHECKS))
 
 
-def _charset_id(status: bytes) -> int | None:
-    """character_set_client from the status variables; stop at the first code we
-    do not know the length of (the charset code comes early in practice)."""
+def _status_value(status: bytes, want: int, size: int) -> int | None:
+    """The first ``size`` bytes (little-endian) of status variable ``want``; stop at the
+    first code we do not know the length of (flags2 and charset come early in practice)."""
     fixed = {0: 4, 1: 8, 3: 4, 7: 2, 8: 2, 9: 8, 10: 4, 13: 3, 16: 1, 18: 2, 19: 1, 20: 1, 128: 3, 129: 8, 130: 1}
     i = 0
     while i < len(status):
         code = status[i]
         i += 1
+        if code == want:
+            return int.from_bytes(status[i : i + size], "little")
         if code == Q_CHARSET_CODE:
-            return status[i] | status[i + 1] << 8
-        if code in fixed:
+            i += 6
+        elif code in fixed:
             i += fixed[code]
         elif code in (2,):  # catalog: len, bytes, NUL
             i += 1 + status[i] + 1

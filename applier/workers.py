@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -24,13 +25,13 @@ from dataclasses import dataclass
 
 import MySQLdb
 
-from .checkpoint import CheckpointRow
+from .checkpoint import COORDINATOR_ROW, CheckpointRow
 from .config import TargetConfig
 from .connect import connect
 from .errors import ApplierError, TargetError
 from .schema import SchemaCache
 from .target import RETRYABLE, BatchApplier, Executor, TableCache
-from .transactions import Transaction
+from .transactions import Transaction, pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,34 @@ class WorkerSpec:
 
 @dataclass(slots=True)
 class Work:
-    """One queue message: a transaction plus the coordinator's watermark at dispatch."""
+    """Transactions for one worker plus the coordinator's watermark when they were sent.
+    Shipped as ``to_wire()`` tuples: several transactions per queue message keeps the
+    per-transaction cost of crossing processes small."""
 
-    txn: Transaction
+    txns: list[Transaction]
     watermark: int
     watermark_file: str
     watermark_gtid: str
     schema_version: int
 
+    def to_wire(self) -> tuple:
+        return (self.watermark, self.watermark_file, self.watermark_gtid, self.schema_version,
+                [pack(t) for t in self.txns])
+
+    @classmethod
+    def from_wire(cls, data: tuple) -> Work:
+        w, wf, wg, sv, txns = data
+        return cls([unpack(t) for t in txns], w, wf, wg, sv)
+
 
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    # The signal only covers a death from now on. A coordinator that died while we were
+    # starting up has already left us re-parented: exit rather than run as an orphan.
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)
 
 
 class Session:
@@ -69,6 +86,8 @@ class Session:
         self.conn = connect(target, "target", autocommit=False, found_rows=True)
         self.applier = BatchApplier(Executor(self.conn), TableCache(SchemaCache(self.conn)))
         self.row = CheckpointRow(target.checkpoint_schema, worker_id)
+        if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries
+            self.row.resume(self.conn)
         self.schema_version = 0
 
     def apply_batch(self, batch: list[Work], retries: int, backoff: float) -> int:
@@ -76,7 +95,7 @@ class Session:
         if last.schema_version != self.schema_version:
             self.applier.tables.invalidate()
             self.schema_version = last.schema_version
-        txns = [w.txn for w in batch]
+        txns = [t for w in batch for t in w.txns]
         for attempt in range(retries + 1):
             try:
                 rows = self.applier.apply_batch(txns)
@@ -108,12 +127,24 @@ class Session:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _report_and_exit(outbox, msg: tuple) -> None:
+    """Send the error, then exit. ``put`` only hands the message to the queue's feeder
+    thread: flush it (close + join_thread) before ``os._exit``, or it is lost."""
+    with contextlib.suppress(Exception):
+        outbox.put(msg)
+        outbox.close()
+        outbox.join_thread()
+    os._exit(1)
+
+
 def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
     """Process entry point. Messages in: Work or STOP. Out: ("done", id, seqs, rows) or
     ("error", id, error class name, message)."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The coordinator decides when to stop: a Ctrl-C (SIGINT) or a SIGTERM sent to the
+    # whole process group (systemd's default) reaches it too, and it stops us cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     wid = spec.worker_id
     try:
         session = Session(spec.target, wid)
@@ -121,9 +152,10 @@ def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
             first = inbox.get()
             if first == STOP:
                 break
-            batch = [first]
+            batch = [Work.from_wire(first)]
+            count = len(batch[0].txns)
             stop = False
-            while len(batch) < spec.batch_txns:
+            while count < spec.batch_txns:
                 try:
                     msg = inbox.get_nowait()
                 except queue.Empty:
@@ -131,16 +163,15 @@ def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
                 if msg == STOP:
                     stop = True
                     break
-                batch.append(msg)
+                batch.append(Work.from_wire(msg))
+                count += len(batch[-1].txns)
             rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
-            outbox.put(("done", wid, [w.txn.seq for w in batch], rows))
+            outbox.put(("done", wid, [t.seq for w in batch for t in w.txns], rows))
             if stop:
                 break
     except ApplierError as e:
-        outbox.put(("error", wid, type(e).__name__, str(e)))
-        os._exit(1)
+        _report_and_exit(outbox, ("error", wid, type(e).__name__, str(e)))
     except Exception as e:  # noqa: BLE001 - report anything, never hang the coordinator
-        outbox.put(("error", wid, "WorkerDied", f"worker {wid} crashed: {type(e).__name__}: {e}"))
-        os._exit(1)
+        _report_and_exit(outbox, ("error", wid, "WorkerDied", f"worker {wid} crashed: {type(e).__name__}: {e}"))
     with contextlib.suppress(Exception):
         session.conn.close()

@@ -47,8 +47,8 @@ def prepare(server: ServerConfig, db: str, tables: int = 4, rows: int = 1000, se
             ]
             cur.executemany(f"INSERT INTO `{db}`.sbtest{t} (id, k, c, pad) VALUES (%s, %s, %s, %s)", values)
     cur.execute(
-        f"CREATE TABLE IF NOT EXISTS `{db}`.ledger (conn INT NOT NULL, seq INT NOT NULL, "
-        "PRIMARY KEY (conn, seq)) ENGINE=InnoDB"
+        f"CREATE TABLE IF NOT EXISTS `{db}`.ledger (run INT NOT NULL, conn INT NOT NULL, seq INT NOT NULL, "
+        "PRIMARY KEY (run, conn, seq)) ENGINE=InnoDB"
     )
     conn.close()
 
@@ -78,10 +78,12 @@ def run(
     per = [transactions // connections + (1 if i < transactions % connections else 0) for i in range(connections)]
     errors: list[BaseException] = []
     started = time.monotonic()
+    run_id = random.SystemRandom().randrange(2**31)  # ledger rows of different runs never collide
 
     def client(idx: int, count: int) -> None:
         try:
-            _client(server, db, kind, idx, count, tables, rows, big_rows, random.Random(seed * 1000 + idx))
+            _client(server, db, kind, run_id, idx, count, tables, rows, big_rows,
+                    random.Random(seed * 1000 + idx))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             errors.append(e)
 
@@ -95,8 +97,15 @@ def run(
     return WorkloadResult(transactions, time.monotonic() - started)
 
 
-def _client(server, db, kind, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
+def _client(server, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
     conn = connect(server, "source", autocommit=False)
+    try:
+        _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng)
+    finally:
+        conn.close()  # an error must not leave an open transaction holding row locks
+
+
+def _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
     cur = conn.cursor()
     q = f"`{db}`"
     for seq in range(count):
@@ -120,7 +129,7 @@ def _client(server, db, kind, idx, count, tables, rows, big_rows, rng: random.Ra
                                 (rid, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
                     if kind == "big" and seq % max(1, count // 2) == 0:
                         cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id <= %s", (big_rows,))
-                cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s)", (idx, seq))
+                cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s, %s)", (run_id, idx, seq))
                 conn.commit()
                 break
             except MySQLdb.OperationalError as e:
@@ -128,4 +137,3 @@ def _client(server, db, kind, idx, count, tables, rows, big_rows, rng: random.Ra
                 if e.args[0] not in (1213, 1205) or attempt == 19:
                     raise
                 rng.setstate(state)
-    conn.close()
