@@ -21,6 +21,7 @@ import queue
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import MySQLdb
 
@@ -62,6 +63,7 @@ class _Current:
     txn: Transaction
     keys: set[int]
     streaming: bool = False
+    net: Any = None  # the streamed transaction's compaction buffer (target._NetChanges)
     after_statement: bool = False  # rows follow a statement: CREATE TABLE ... SELECT
 
 
@@ -236,7 +238,7 @@ class Coordinator:
             txn.items.pop()
             return
         if cur.streaming:
-            txn.rows += self.serial.applier.apply_items(txn.table_maps, [item])
+            txn.rows += self.serial.applier.apply_items(txn.table_maps, [item], cur.net)
             txn.items.pop()
             return
         if cur.after_statement:
@@ -268,8 +270,9 @@ class Coordinator:
                  self.cfg.apply.big_txn_rows)
         self._drain()
         cur.streaming = True
+        cur.net = self.serial.applier.new_net()
         self.metrics.big_transactions += 1
-        self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items)
+        self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items, cur.net)
         cur.txn.items.clear()
 
     def _on_transaction(self, cur: _Current) -> None:
@@ -281,7 +284,7 @@ class Coordinator:
         ]
         self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
         if cur.streaming:
-            self._commit_serial(txn, streamed=True)
+            self._commit_serial(txn, streamed=True, net=cur.net)
             return
         if not txn.items:
             self.metrics.skipped_filtered += 1
@@ -398,7 +401,7 @@ class Coordinator:
 
     # -- serial path (barriers) --------------------------------------------------------
 
-    def _commit_serial(self, txn: Transaction, *, streamed: bool) -> None:
+    def _commit_serial(self, txn: Transaction, *, streamed: bool, net=None) -> None:
         self._drain()
         self.metrics.barriers += 1
         s = self.serial
@@ -408,7 +411,9 @@ class Coordinator:
             a = self.cfg.apply
             for attempt in range(a.retries + 1):
                 try:
-                    txn.rows += s.applier.apply_items(txn.table_maps, txn.items)
+                    txn.rows += s.applier.apply_items(txn.table_maps, txn.items, net)
+                    if net is not None:
+                        net.flush(s.applier)
                     s.conn.query(self._row0(txn))
                     s.conn.commit()
                     break

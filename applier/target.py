@@ -31,6 +31,8 @@ from .transactions import RowsEvent, Statement, Transaction, is_database_stateme
 
 log = logging.getLogger(__name__)
 
+decode_rows = rc.decode_rows
+
 RETRYABLE = {1213, 1205}  # deadlock, lock wait timeout
 NO_FOREIGN_KEY_CHECKS_F = 0x0002  # rows event flag: the source session had foreign_key_checks=0
 SESSION_SETUP = (
@@ -192,38 +194,46 @@ class BatchApplier:
     def apply_batch(self, txns: list[Transaction]) -> int:
         """Apply every transaction of the batch; return rows applied."""
         net = _NetChanges(self)
-        total = 0
-        for txn in txns:
-            for item in txn.items:
-                if isinstance(item, Statement):
-                    net.flush(self)
-                    self.apply_statement(item)
-                    continue
-                table = self.tables.get(txn.table_maps[item.table_id])
-                rows = rc.decode_rows(table.plan, item.op, item.body, item.version)
-                total += len(rows)
-                if table.compactable:
-                    net.add(table, item.op, rows)
-                else:
-                    net.flush(self)
-                    self.apply_event_in_order(table, item.op, rows)
+        total = sum(self.apply_items(txn.table_maps, txn.items, net) for txn in txns)
         net.flush(self)
         return total
 
-    def apply_items(self, txn_maps: dict[int, bytes], items: list[RowsEvent | Statement]) -> int:
-        """Apply items in order without compaction (barriers, streamed big transactions)."""
+    def apply_items(self, txn_maps: dict[int, bytes], items: list[RowsEvent | Statement],
+                    net: _NetChanges | None = None) -> int:
+        """Apply items in order; changes to compactable tables go through ``net`` (the
+        caller's, to compact across calls, or a private one flushed here). ``net`` is
+        flushed whenever source order matters (statements, other tables) and when it
+        holds ``NET_FLUSH_ROWS`` rows, so memory stays bounded for big transactions."""
+        own = net is None
+        if net is None:
+            net = _NetChanges(self)
         total = 0
         for item in items:
             if isinstance(item, Statement):
+                net.flush(self)
                 self.apply_statement(item)
                 continue
+            table = self.tables.get(txn_maps[item.table_id])
+            rows = decode_rows(table.plan, item.op, item.body, item.version)
+            total += len(rows)
+            if table.compactable:
+                net.add(table, item.op, rows)
+                if net.rows >= NET_FLUSH_ROWS:
+                    net.flush(self)
+                continue
+            net.flush(self)
             # flags follow the 6-byte table id; only barriers (FK tables) get here with them
             self.foreign_key_checks(not item.body[6] & NO_FOREIGN_KEY_CHECKS_F)
-            table = self.tables.get(txn_maps[item.table_id])
-            rows = rc.decode_rows(table.plan, item.op, item.body, item.version)
-            total += len(rows)
             self.apply_event_in_order(table, item.op, rows)
+        if own:
+            net.flush(self)
         return total
+
+    def new_net(self) -> _NetChanges:
+        return _NetChanges(self)
+
+
+NET_FLUSH_ROWS = 5000  # rows held for compaction before they are written anyway
 
 
 def _set_clause(table: Table, before: rc.Row, after: rc.Row) -> bytes:
@@ -245,6 +255,7 @@ class _NetChanges:
     def __init__(self, applier: BatchApplier) -> None:
         self.applier = applier
         self.tables: dict[bytes, tuple[Table, dict[tuple[bytes, ...], list]]] = {}
+        self.rows = 0  # row changes added since the last flush
 
     def add(self, table: Table, op: int, rows) -> None:
         entry = self.tables.get(table.name)
@@ -257,6 +268,7 @@ class _NetChanges:
             entry = self.tables[table.name] = (table, {})
         state = entry[1]
         key_cols = table.key
+        self.rows += len(rows)
         for before, after in rows:
             if before is not None:
                 kb = tuple(before[i] for i in key_cols)
@@ -285,6 +297,7 @@ class _NetChanges:
         for entry in self.tables.values():
             self._emit(applier, *entry)
         self.tables.clear()
+        self.rows = 0
 
     @staticmethod
     def _emit(applier: BatchApplier, table: Table, state: dict) -> None:
