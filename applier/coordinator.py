@@ -221,6 +221,12 @@ class Coordinator:
             cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done, set())
             self._cur = None
             self._on_transaction(cur)
+        elif e.type == ev.QUERY and self._cur is not None and self._cur.streaming:
+            # SAVEPOINT / ROLLBACK TO inside a streamed transaction: apply it in place
+            cur = self._cur
+            stmt = cur.txn.items.pop()
+            if any(self._allowed(d) for d in statement_databases(stmt)):  # type: ignore[arg-type]
+                self.serial.applier.apply_items(cur.txn.table_maps, [stmt], cur.net)
         elif e.type == ev.HEARTBEAT:
             self._poll_acks()
 
@@ -386,9 +392,13 @@ class Coordinator:
     def _check_workers(self) -> None:
         for proc in self._workers:
             if proc.exitcode is not None:
-                # an error message may be on its way: prefer it over a bare exit code
-                with contextlib.suppress(queue.Empty):
-                    self._handle_ack(self._outbox.get(timeout=1))
+                # an error message may be on its way, possibly behind other workers'
+                # acknowledgements: read them all (bounded) and prefer it to an exit code
+                for _ in range(10_000):
+                    try:
+                        self._handle_ack(self._outbox.get(timeout=1))
+                    except queue.Empty:
+                        break
                 raise WorkerDied(
                     f"{proc.name} exited with code {proc.exitcode}: the checkpoint is consistent, "
                     "run `applier run` again to resume"
@@ -405,7 +415,7 @@ class Coordinator:
         self._drain()
         self.metrics.barriers += 1
         s = self.serial
-        if txn.is_ddl:
+        if txn.is_ddl and not streamed:  # a streamed one is never DDL (its statements ran)
             self._apply_ddl(txn)
         else:
             a = self.cfg.apply

@@ -183,7 +183,16 @@ class BatchApplier:
         try:
             # CREATE/DROP DATABASE is logged with the database itself as default database
             if stmt.db and not is_database_statement(stmt):
-                self.ex.conn.query(b"USE " + quote_ident(stmt.db))
+                try:
+                    self.ex.conn.query(b"USE " + quote_ident(stmt.db))
+                except MySQLdb.Error as e:
+                    if not e.args or e.args[0] != 1049:
+                        raise
+                    # The default database is a filtered one (not on the target): the
+                    # statement names its tables qualified. Unqualified names must not
+                    # resolve to the previous statement's database: use one where
+                    # nothing can be found or created by accident.
+                    self.ex.conn.query(b"USE information_schema")
             self.ex.run(stmt.sql, None, f"statement {stmt.sql[:80]!r}")
         finally:
             self.ex.conn.query(b"SET NAMES utf8mb4")

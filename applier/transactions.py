@@ -256,6 +256,6 @@ def statement_databases(stmt: Statement) -> set[str]:
     if _ACCOUNT.match(sql):
         return {"mysql"}
     dbs = {_unquote(m.group(1)) for m in _TABLE_REF.finditer(sql)}
-    if stmt.db:
+    if stmt.db and not dbs:  # `USE a; CREATE TABLE b.t ...` changes b only
         dbs.add(stmt.db)
     return dbs
