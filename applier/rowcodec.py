@@ -479,6 +479,7 @@ def decode_rows(
     end = len(body)
     rows: list[tuple[Row | None, Row | None]] = []
     while pos < end:
+        start = pos
         image, pos = decode_image(plan, body, pos, present1, wanted)
         if op == UPDATE:
             after, pos = decode_image(plan, body, pos, present2, wanted)
@@ -487,4 +488,19 @@ def decode_rows(
             rows.append((image, None))
         else:
             rows.append((None, image))
+        if pos == start:  # no column in the image: the bytes left cannot be rows
+            raise DecodeError(f"rows event for {plan.db}.{plan.table} has bytes but no columns")
     return rows
+
+
+def _load_native():
+    """The Cython decoder when it is built (identical results, tests/unit/test_native.py),
+    else ``decode_rows``. Imported last: the native module uses this one."""
+    try:
+        from applier.native._rowkeys import decode_keys  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - exercised when the extension is not built
+        return decode_rows, False
+    return decode_keys, True
+
+
+fast_decode_rows, NATIVE = _load_native()

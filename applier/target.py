@@ -31,7 +31,7 @@ from .transactions import RowsEvent, Statement, Transaction, is_database_stateme
 
 log = logging.getLogger(__name__)
 
-decode_rows = rc.decode_rows
+decode_rows = rc.fast_decode_rows  # native when built
 
 RETRYABLE = {1213, 1205}  # deadlock, lock wait timeout
 NO_FOREIGN_KEY_CHECKS_F = 0x0002  # rows event flag: the source session had foreign_key_checks=0

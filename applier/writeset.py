@@ -142,10 +142,5 @@ def event_keys(
     return len(rows)
 
 
-try:  # the Cython hot path, identical results (tests/unit/test_native.py)
-    from applier.native._rowkeys import decode_keys as decode_keys  # type: ignore[import-not-found]
-
-    NATIVE = True
-except ImportError:  # pragma: no cover - exercised when the extension is not built
-    decode_keys = rc.decode_rows
-    NATIVE = False
+decode_keys = rc.fast_decode_rows
+NATIVE = rc.NATIVE

@@ -1,0 +1,1 @@
+"""Optional native (Cython) hot paths; pure-Python fallbacks live in ``applier``."""
