@@ -1,0 +1,104 @@
+"""Shared by the scenario tests: concurrent source clients and small SQL helpers.
+
+A scenario writes to the source from several connections at once (threads, each with
+its own connection), then runs the applier in catch-up mode from the binlog position
+taken before the scenario's ``CREATE DATABASE`` and compares source and target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import MySQLdb
+
+from applier import config
+from applier.sandbox import LocalMariadb
+
+RETRY_CODES = (1213, 1205)  # the source itself may deadlock: retry like a client would
+
+
+def in_txn(conn: Any, body: Callable[[Any], None], attempts: int = 50) -> None:
+    """Run ``body(cursor)`` as one source transaction, retried on deadlock/lock wait.
+
+    ``body`` must be repeatable (it is run again from the start after a rollback)."""
+    for attempt in range(attempts):
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN")
+            body(cur)
+            conn.commit()
+            return
+        except MySQLdb.OperationalError as e:
+            conn.rollback()
+            if e.args[0] not in RETRY_CODES or attempt == attempts - 1:
+                raise
+            time.sleep(0.001 * min(attempt + 1, 20))
+        finally:
+            cur.close()
+
+
+def run_clients(source: LocalMariadb, clients: int, client: Callable[[int, Any], None]) -> None:
+    """Run ``client(idx, conn)`` on ``clients`` threads at once, each with its own
+    autocommit-off source connection; re-raise the first error."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(clients)
+
+    def main(idx: int) -> None:
+        try:
+            conn = source.connect(autocommit=False)
+            try:
+                start.wait()
+                client(idx, conn)
+            finally:
+                conn.close()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            errors.append(e)
+            start.abort()
+
+    threads = [threading.Thread(target=main, args=(i,), name=f"client-{i}") for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def rows(server: LocalMariadb, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """All rows of a query on a fresh connection (not the cached one: threads)."""
+    conn = server.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def toml_config(cfg: config.Config) -> str:
+    """``cfg`` as the TOML text ``applier run --config`` reads (every key spelled out)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = []
+    for section in ("source", "target", "apply"):
+        lines.append(f"[{section}]")
+        obj = getattr(cfg, section)
+        lines += [f"{f.name} = {value(getattr(obj, f.name))}" for f in dataclasses.fields(obj)]
+    return "\n".join(lines) + "\n"
+
+
+APPLIER = Path(sys.prefix) / "bin" / "applier"  # the venv's console script
