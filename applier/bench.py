@@ -322,7 +322,7 @@ class _DecodeOnly(Coordinator):
         try:
             tables = TableCache(SchemaCache(conn))
 
-            def apply_items(table_maps, items) -> int:  # streamed big transactions: count only
+            def apply_items(table_maps, items, net=None) -> int:  # streamed big transactions: count only
                 n = 0
                 for it in items:
                     t = tables.get(table_maps[it.table_id])
@@ -376,7 +376,7 @@ class _DecodeOnly(Coordinator):
         self.metrics.transactions += 1
         self.metrics.rows += txn.rows
 
-    def _commit_serial(self, txn, *, streamed: bool) -> None:
+    def _commit_serial(self, txn, *, streamed: bool, net=None) -> None:
         self._drain()
         self.metrics.barriers += 1
         if not streamed:
