@@ -157,8 +157,6 @@ def _validate(section: str, obj: Any) -> None:
             raise bad("workers", "must be at most 256")
         if obj.retries < 0:
             raise bad("retries", "must be 0 or more")
-        if obj.preserve_commit_order:
-            raise bad("preserve_commit_order", "is not supported yet: set it to false")
 
 
 _SECTIONS = {"source": SourceConfig, "target": TargetConfig, "apply": ApplyConfig}

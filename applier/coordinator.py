@@ -80,6 +80,8 @@ class Coordinator:
         self._tkeys: dict[bytes, TableKeys] = {}
         self._next_worker_check = 0.0  # monotonic time of the next idle-time worker check
         self._outgoing: list[list[Transaction]] = []
+        self._turn = None  # shared last-committed ticket (preserve_commit_order)
+        self._ticket = 0
         self._dispatched = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -136,13 +138,16 @@ class Coordinator:
         ctx = mp.get_context("spawn")
         a = self.cfg.apply
         self._outbox = ctx.Queue()
+        # preserve_commit_order: tickets number the applied transactions in source order;
+        # workers commit ticket n only after ``turn`` (last committed ticket) is n - 1
+        self._turn = ctx.Value("q", 0) if a.preserve_commit_order else None
         for wid in range(1, self.scheduler.workers + 1):
             checkpoint.CheckpointRow(self.cfg.target.checkpoint_schema, wid).insert_if_missing(
                 self.serial.conn, start
             )
             inbox = ctx.Queue(maxsize=a.queue_size)
             spec = WorkerSpec(wid, self.cfg.target, a.batch_txns, a.retries, a.retry_backoff_seconds)
-            proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox),
+            proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox, self._turn),
                                name=f"applier-worker-{wid}", daemon=True)
             proc.start()
             self._workers.append(proc)
@@ -317,6 +322,9 @@ class Coordinator:
                 self._wait_ack(deadline)
                 worker = sched.route(keys)
         sched.assign(worker, txn.seq, keys)
+        if self._turn is not None:
+            self._ticket += 1
+            txn.ticket = self._ticket
         pending = self._outgoing[worker]
         pending.append(txn)
         if len(pending) >= SEND_AT:
@@ -438,6 +446,9 @@ class Coordinator:
                         s.conn.rollback()
                     raise
         self.watermark.done(txn.seq)
+        if self._turn is not None:  # drained: every earlier ticket has committed
+            self._ticket += 1
+            self._turn.value = self._ticket
         self.metrics.transactions += 1
         self.metrics.rows += txn.rows
 

@@ -57,6 +57,7 @@ class Transaction:
     rows: int = 0  # filled by the writeset stage
     keys: tuple[int, ...] = ()  # filled by the writeset stage
     barrier: str = ""  # why this transaction must run alone ("" = parallel-safe)
+    ticket: int = 0  # commit order number with preserve_commit_order (0 = unordered)
 
     @property
     def end_ordinal(self) -> int:
@@ -78,12 +79,13 @@ def pack(txn: Transaction) -> tuple:
         (i.op, i.table_id, i.version, i.body) if isinstance(i, RowsEvent) else (0, i.db, i.sql, i.charset_id)
         for i in txn.items
     ]
-    return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, txn.table_maps, items)
+    return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, txn.table_maps, items, txn.ticket)
 
 
 def unpack(data: tuple) -> Transaction:
-    seq, gtid, file, end_pos, timestamp, table_maps, items = data
+    seq, gtid, file, end_pos, timestamp, table_maps, items, ticket = data
     txn = Transaction(seq, gtid, file, end_pos, timestamp, table_maps)
+    txn.ticket = ticket
     txn.items = [RowsEvent(a, b, c, d) if a else Statement(b, c, d) for a, b, c, d in items]
     return txn
 

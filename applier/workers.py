@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import MySQLdb
@@ -90,13 +91,18 @@ class Session:
             self.row.resume(self.conn)
         self.schema_version = 0
 
-    def apply_batch(self, batch: list[Work], retries: int, backoff: float) -> int:
+    def apply_batch(self, batch: list[Work], retries: int, backoff: float, turn=None) -> int:
+        """Apply the batch with the checkpoint in one target transaction. With ``turn``
+        (preserve_commit_order: a shared counter of the last committed ticket), the
+        batch holds consecutive tickets and commits only when the ticket before its
+        first has committed."""
         last = batch[-1]
         if last.schema_version != self.schema_version:
             self.applier.tables.invalidate()
             self.schema_version = last.schema_version
         txns = [t for w in batch for t in w.txns]
-        for attempt in range(retries + 1):
+        attempt = 0
+        while True:
             try:
                 rows = self.applier.apply_batch(txns)
                 self.conn.query(
@@ -105,7 +111,19 @@ class Session:
                         [t.end_ordinal for t in txns], txns[-1].gtid, len(txns), txns[-1].timestamp,
                     )
                 )
+                if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_ROLLBACK_SECONDS):
+                    # An earlier transaction may be waiting for a lock we hold while we
+                    # wait for it to commit: release ours, wait for our turn, redo.
+                    self.conn.rollback()
+                    if not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
+                        raise TargetError(
+                            f"transaction {txns[0].gtid or txns[0].seq} waited "
+                            f"{ORDER_GIVE_UP_SECONDS}s for its turn to commit: an earlier one is stuck"
+                        )
+                    continue
                 self.conn.commit()
+                if turn is not None:
+                    turn.value = txns[-1].ticket
                 self.row.committed()
                 return rows
             except MySQLdb.Error as e:
@@ -120,11 +138,90 @@ class Session:
                         "raise [apply] retries or look for long transactions on the target"
                     ) from None
                 time.sleep(backoff * (2**attempt))
+                attempt += 1
             except ApplierError:
                 with contextlib.suppress(MySQLdb.Error):
                     self.conn.rollback()
                 raise
-        raise AssertionError("unreachable")  # pragma: no cover
+
+
+ORDER_ROLLBACK_SECONDS = 1.0  # waiting this long for our turn: assume we block an earlier one
+ORDER_GIVE_UP_SECONDS = 3600.0
+
+
+def wait_turn(turn, ticket: int, seconds: float) -> bool:
+    """Wait until ``turn`` (the last committed ticket) reaches ``ticket``."""
+    if turn.value >= ticket:
+        return True
+    deadline = time.monotonic() + seconds
+    pause = 0.00005
+    while turn.value < ticket:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
+    return True
+
+
+def _batch_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
+    """Batches of whatever is queued, up to batch_txns transactions."""
+    wid = spec.worker_id
+    while True:
+        first = inbox.get()
+        if first == STOP:
+            return
+        batch = [Work.from_wire(first)]
+        count = len(batch[0].txns)
+        stop = False
+        while count < spec.batch_txns:
+            try:
+                msg = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if msg == STOP:
+                stop = True
+                break
+            batch.append(Work.from_wire(msg))
+            count += len(batch[-1].txns)
+        rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
+        outbox.put(("done", wid, [t.seq for w in batch for t in w.txns], rows))
+        if stop:
+            return
+
+
+def _ordered_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
+    """preserve_commit_order: a batch is a run of consecutive tickets (a batch holding
+    tickets 1 and 3 while another worker holds 2 could never commit)."""
+    wid = spec.worker_id
+    pending: deque[tuple[Work, Transaction]] = deque()
+    stop = False
+    while True:
+        if not pending:
+            if stop:
+                return
+            msg = inbox.get()
+            if msg == STOP:
+                return
+            work = Work.from_wire(msg)
+            pending.extend((work, t) for t in work.txns)
+        for _ in range(64):  # take what is already queued: longer runs, fewer commits
+            try:
+                msg = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if msg == STOP:
+                stop = True
+                break
+            work = Work.from_wire(msg)
+            pending.extend((work, t) for t in work.txns)
+        work, txn = pending.popleft()
+        run = [txn]
+        while pending and len(run) < spec.batch_txns and pending[0][1].ticket == run[-1].ticket + 1:
+            work, txn = pending.popleft()
+            run.append(txn)
+        batch = [Work(run, work.watermark, work.watermark_file, work.watermark_gtid, work.schema_version)]
+        rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds, turn)
+        outbox.put(("done", wid, [t.seq for t in run], rows))
 
 
 def _report_and_exit(outbox, msg: tuple) -> None:
@@ -137,9 +234,9 @@ def _report_and_exit(outbox, msg: tuple) -> None:
     os._exit(1)
 
 
-def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
+def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
     """Process entry point. Messages in: Work or STOP. Out: ("done", id, seqs, rows) or
-    ("error", id, error class name, message)."""
+    ("error", id, error class name, message). ``turn``: see Session.apply_batch."""
     _die_with_parent()
     # The coordinator decides when to stop: a Ctrl-C (SIGINT) or a SIGTERM sent to the
     # whole process group (systemd's default) reaches it too, and it stops us cleanly.
@@ -148,27 +245,8 @@ def worker_main(spec: WorkerSpec, inbox, outbox) -> None:
     wid = spec.worker_id
     try:
         session = Session(spec.target, wid)
-        while True:
-            first = inbox.get()
-            if first == STOP:
-                break
-            batch = [Work.from_wire(first)]
-            count = len(batch[0].txns)
-            stop = False
-            while count < spec.batch_txns:
-                try:
-                    msg = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if msg == STOP:
-                    stop = True
-                    break
-                batch.append(Work.from_wire(msg))
-                count += len(batch[-1].txns)
-            rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
-            outbox.put(("done", wid, [t.seq for w in batch for t in w.txns], rows))
-            if stop:
-                break
+        loop = _ordered_loop if turn is not None else _batch_loop
+        loop(spec, session, inbox, outbox, turn)
     except ApplierError as e:
         _report_and_exit(outbox, ("error", wid, type(e).__name__, str(e)))
     except Exception as e:  # noqa: BLE001 - report anything, never hang the coordinator

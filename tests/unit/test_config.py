@@ -25,7 +25,6 @@ def test_example_file_loads_with_documented_defaults(tmp_path):
         ({"apply": {"workers": 0}}, "[apply] workers"),
         ({"source": {"port": 70000}}, "[source] port"),
         ({"nosection": {}}, "unknown config section [nosection]"),
-        ({"apply": {"preserve_commit_order": True}}, "not supported yet"),
     ],
 )
 def test_bad_config_names_the_key(data, fragment):
