@@ -155,14 +155,19 @@ def _workload(source, db: str, seed: int) -> None:
     run_clients(source, CLIENTS + 1, client)
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(
+    "policy, preserve",
+    [*((p, False) for p in POLICIES), ("writeset", True)],
+    ids=[*POLICIES, "writeset-ordered"],
+)
 @pytest.mark.parametrize("workers", [1, 4, 8])
-def test_random_workload(source, target, dbname, workers, policy):
-    cfg = make_config(source, target, dbname, workers=workers, policy=policy, big_txn_rows=BIG_TXN_ROWS)
+def test_random_workload(source, target, dbname, workers, policy, preserve):
+    cfg = make_config(source, target, dbname, workers=workers, policy=policy, big_txn_rows=BIG_TXN_ROWS,
+                      preserve_commit_order=preserve)
     src = source.connect()
     _setup(src.cursor(), dbname)
     src.close()
-    _workload(source, dbname, seed=workers * 10 + POLICIES.index(policy))
+    _workload(source, dbname, seed=workers * 10 + POLICIES.index(policy) + 5 * preserve)
 
     m = run_applier(cfg)
 
