@@ -37,7 +37,7 @@ from .scheduler import Scheduler
 from .source import BinlogSource, EndOfBinlog, SourceDisconnected
 from .transactions import RowsEvent, Transaction, TransactionBuilder, statement_databases
 from .workers import STOP, Session, Work, WorkerSpec, worker_main
-from .writeset import TableKeys, database_key, decode_keys, event_keys, table_key
+from .writeset import TableKeys, Weigher, database_key, decode_keys, event_keys, table_key
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class Coordinator:
         checkpoint.ensure_table(self.serial.conn, cfg.target.checkpoint_schema)
         self.serial.conn.commit()
         self.recovery = checkpoint.load(self.serial.conn, cfg.target.checkpoint_schema)
+        self._weigher = Weigher(self.serial.conn)
         self.serial.conn.commit()
         start, gtid = self._start_position()
         self.serial.row.insert_if_missing(self.serial.conn, start)
@@ -265,7 +266,7 @@ class Coordinator:
         if policy == "writeset" and not reason:
             tkeys = self._tkeys.get(body)
             if tkeys is None:
-                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan)
+                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self._weigher)
             txn.rows += event_keys(tkeys, table.plan, item.op, item.body, item.version, cur.keys)
         else:
             txn.rows += len(decode_keys(table.plan, item.op, item.body, item.version, frozenset()))

@@ -2,12 +2,15 @@
 
 Policy ``writeset``: for every row image (before and after), for every unique key of
 the table (PRIMARY included) one xxh3_64 of ``db NUL table NUL index NUL values``.
-Values are the canonical SQL literals of ``rowcodec`` (deterministic per value), with
-strings of non-binary collations folded so that values the target's collation treats
-as equal hash equal: trailing spaces stripped (PAD SPACE), case and accents folded.
-A missed conflict corrupts data while a false one only costs speed, so folding
-over-approximates; charsets that are not ASCII-compatible (ucs2/utf16/utf32) hash to
-one value per key (every such key conflicts). A unique key with a NULL part never
+Values are the canonical SQL literals of ``rowcodec`` (deterministic per value).
+Strings of case/accent-insensitive collations must hash equal whenever the target's
+collation says they are equal ('a' = 'A', 'ß' = 'ss', ignorable characters): the
+coordinator hashes their ``WEIGHT_STRING`` from the target (``Weigher``, cached per
+value), the server's own definition. Without a weigher (unit use), a local fold is
+used: pad spaces stripped, case and accents folded, which misses some collation rules
+(tests/scenarios/test_writeset_collations.py). ``_bin`` collations only strip pad
+spaces. A missed conflict breaks source order while a false one only costs speed, so
+when unsure this over-approximates. A unique key with a NULL part never
 conflicts and yields nothing. Keys are de-duplicated per transaction.
 
 Policies ``table`` and ``database`` hash just ``db NUL table`` or ``db``.
@@ -15,6 +18,7 @@ Policies ``table`` and ``database`` hash just ``db NUL table`` or ``db``.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -36,20 +40,60 @@ def fold_text(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
+_ESCAPED = re.compile(rb"\\(.)", re.S)
+
+
+def unescape(body: bytes) -> bytes:
+    """Inverse of ``rowcodec.escape``."""
+    if b"\\" not in body:
+        return body
+    return _ESCAPED.sub(lambda m: b"\0" if m.group(1) == b"0" else m.group(1), body)
+
+
+class Weigher:
+    """Collation weights from the target's own WEIGHT_STRING: the server's definition of
+    "equal" (expansions like ß = ss, ignorable characters, language rules), which no
+    local folding models exactly. One query per distinct value, cached."""
+
+    MAX_CACHED = 200_000
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self._cache: dict[tuple[str, bytes], bytes] = {}
+
+    def weight(self, charset: str, collation: str, raw: bytes) -> bytes:
+        key = (collation, raw)
+        w = self._cache.get(key)
+        if w is None:
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
+            cur = self.conn.cursor()
+            cur.execute(
+                f"SELECT WEIGHT_STRING(CONVERT(X'{raw.hex()}' USING {charset}) COLLATE {collation})"
+            )
+            (w,) = cur.fetchone()
+            cur.close()
+            w = self._cache[key] = bytes(w or b"")
+        return w
+
+
 class KeyColumn:
     """How to canonicalise one key column's literal."""
 
-    __slots__ = ("index", "mode", "prefix_len", "literal_prefix", "charset")
+    __slots__ = ("index", "mode", "prefix_len", "literal_prefix", "charset", "collation", "weigher")
 
     # modes
     EXACT, FOLD, PAD, COARSE, FLOAT = range(5)
 
-    def __init__(self, index: int, schema: TableSchema, prefix_len: int | None, codec: rc.ColumnCodec):
+    def __init__(self, index: int, schema: TableSchema, prefix_len: int | None, codec: rc.ColumnCodec,
+                 weigher: Weigher | None = None):
         col = schema.columns[index]
         self.index = index
         self.prefix_len = prefix_len
         self.literal_prefix = len(codec.prefix)
         self.charset = col.charset
+        self.collation = col.collation
+        self.weigher = weigher
         if codec.kind in (rc.K_FLOAT, rc.K_DOUBLE):
             self.mode = self.FLOAT
         elif col.charset is None or col.charset == "binary" or codec.kind not in (rc.K_VARSTR, rc.K_BLOB):
@@ -70,14 +114,26 @@ class KeyColumn:
             return literal
         if mode == self.FLOAT:
             return b"0.0" if literal == b"-0.0" else literal
+        body = literal[self.literal_prefix : -1]
+        if self.weigher is not None and mode in (self.FOLD, self.COARSE) and self.collation:
+            return self._weighed(unescape(body))
         if mode == self.COARSE:
             return b"*"
-        body = literal[self.literal_prefix : -1]
         text = body.decode(_pycodec(self.charset), "surrogateescape")
         text = fold_text(text) if mode == self.FOLD else text.rstrip(" ")
         if self.prefix_len is not None:
             text = text[: self.prefix_len]
         return text.encode("utf-8", "surrogateescape")
+
+
+    def _weighed(self, raw: bytes) -> bytes:
+        if self.prefix_len is not None:  # prefix parts count characters
+            text = raw.decode(_pycodec(self.charset), "surrogateescape")[: self.prefix_len]
+            raw = text.encode(_pycodec(self.charset), "surrogateescape")
+        if self.charset not in _NON_ASCII_CHARSETS:
+            raw = raw.rstrip(b" ")  # PAD SPACE; for NO PAD collations a harmless over-match
+        assert self.weigher is not None and self.charset and self.collation
+        return self.weigher.weight(self.charset, self.collation, raw)
 
 
 def _pycodec(charset: str | None) -> str:
@@ -91,12 +147,12 @@ class TableKeys:
 
     __slots__ = ("head", "keys", "wanted")
 
-    def __init__(self, schema: TableSchema, plan: rc.RowPlan) -> None:
+    def __init__(self, schema: TableSchema, plan: rc.RowPlan, weigher: Weigher | None = None) -> None:
         self.head = f"{schema.db}\0{schema.table}\0".encode()
         self.keys: list[tuple[bytes, list[KeyColumn]]] = []
         wanted: set[int] = set()
         for key in schema.unique_keys:
-            self.keys.append((self.head + key.name.encode() + b"\0", _key_columns(key, schema, plan)))
+            self.keys.append((self.head + key.name.encode() + b"\0", _key_columns(key, schema, plan, weigher)))
             wanted.update(key.columns)
         self.wanted = frozenset(wanted)
 
@@ -112,8 +168,10 @@ class TableKeys:
                 out.add(_xxh(head + b"\0".join(parts)))
 
 
-def _key_columns(key: UniqueKey, schema: TableSchema, plan: rc.RowPlan) -> list[KeyColumn]:
-    return [KeyColumn(i, schema, p, plan.columns[i]) for i, p in zip(key.columns, key.prefixes, strict=True)]
+def _key_columns(key: UniqueKey, schema: TableSchema, plan: rc.RowPlan,
+                 weigher: Weigher | None) -> list[KeyColumn]:
+    return [KeyColumn(i, schema, p, plan.columns[i], weigher)
+            for i, p in zip(key.columns, key.prefixes, strict=True)]
 
 
 def table_key(db: str, table: str) -> int:
