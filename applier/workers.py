@@ -163,6 +163,23 @@ def wait_turn(turn, ticket: int, seconds: float) -> bool:
     return True
 
 
+def _take_queued(inbox, limit: int) -> tuple[list[Work], bool]:
+    """Messages already waiting in ``inbox`` (at most ``limit`` transactions' worth),
+    without blocking; the flag says STOP was among them."""
+    taken: list[Work] = []
+    count = 0
+    while count < limit:
+        try:
+            msg = inbox.get_nowait()
+        except queue.Empty:
+            break
+        if msg == STOP:
+            return taken, True
+        taken.append(Work.from_wire(msg))
+        count += len(taken[-1].txns)
+    return taken, False
+
+
 def _batch_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
     """Batches of whatever is queued, up to batch_txns transactions."""
     wid = spec.worker_id
@@ -171,18 +188,8 @@ def _batch_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None
         if first == STOP:
             return
         batch = [Work.from_wire(first)]
-        count = len(batch[0].txns)
-        stop = False
-        while count < spec.batch_txns:
-            try:
-                msg = inbox.get_nowait()
-            except queue.Empty:
-                break
-            if msg == STOP:
-                stop = True
-                break
-            batch.append(Work.from_wire(msg))
-            count += len(batch[-1].txns)
+        more, stop = _take_queued(inbox, spec.batch_txns - len(batch[0].txns))
+        batch += more
         rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
         outbox.put(("done", wid, [t.seq for w in batch for t in w.txns], rows))
         if stop:
@@ -204,16 +211,9 @@ def _ordered_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> No
                 return
             work = Work.from_wire(msg)
             pending.extend((work, t) for t in work.txns)
-        for _ in range(64):  # take what is already queued: longer runs, fewer commits
-            try:
-                msg = inbox.get_nowait()
-            except queue.Empty:
-                break
-            if msg == STOP:
-                stop = True
-                break
-            work = Work.from_wire(msg)
-            pending.extend((work, t) for t in work.txns)
+        if not stop and len(pending) < spec.batch_txns:  # what is queued: longer runs
+            more, stop = _take_queued(inbox, spec.batch_txns)
+            pending.extend((work, t) for work in more for t in work.txns)
         work, txn = pending.popleft()
         run = [txn]
         while pending and len(run) < spec.batch_txns and pending[0][1].ticket == run[-1].ticket + 1:

@@ -8,7 +8,6 @@ applier that wrongly applied part of it would leave a trace on the target.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -19,28 +18,11 @@ import pytest
 from applier import sandbox
 from applier.errors import BinlogPurgedError, ConfigError, ConnectError, SourceError, TargetError
 from tests.support import assert_same
+from tests.support import render_toml as render
 
 APPLIER = [sys.executable, "-m", "applier.cli"]
 TIMEOUT = 60  # seconds: any one CLI call
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _toml(value) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
-def render(sections: dict[str, dict]) -> str:
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from applier import config
-from tests.support import assert_same, make_config, run_applier
+from tests.support import assert_same, config_toml, make_config, run_applier
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,27 +31,10 @@ def test_start_from_mariadb_gtid_position(source, target, dbname):
     assert row and row[0][0].startswith("mysql-bin.")
 
 
-def _toml(cfg: config.Config) -> str:
-    out = []
-    for section in ("source", "target", "apply"):
-        out.append(f"[{section}]")
-        for f in dataclasses.fields(getattr(cfg, section)):
-            v = getattr(getattr(cfg, section), f.name)
-            if isinstance(v, bool):
-                out.append(f"{f.name} = {'true' if v else 'false'}")
-            elif isinstance(v, int | float):
-                out.append(f"{f.name} = {v}")
-            elif isinstance(v, tuple):
-                out.append(f"{f.name} = [{', '.join(repr(x) for x in v)}]")
-            else:
-                out.append(f'{f.name} = "{v}"')
-    return "\n".join(out) + "\n"
-
-
 def test_status_reports_position_and_lag(source, target, dbname, tmp_path):
     cfg = make_config(source, target, dbname, workers=1)
     conf = tmp_path / "applier.toml"
-    conf.write_text(_toml(cfg))
+    conf.write_text(config_toml(cfg))
     source.execute(f"CREATE DATABASE {dbname}")
     source.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY)")
     run_applier(cfg)

@@ -35,7 +35,7 @@ from applier.errors import WorkerDied
 from applier.position import BinlogPosition
 from applier.sandbox import LocalMariadb
 from applier.workers import Session
-from tests.support import assert_same
+from tests.support import assert_same, render_toml
 
 APPLIER = [sys.executable, "-m", "applier.cli"]
 UNIFORM = 4000  # transactions of the "uniform" workload in the main database
@@ -63,16 +63,6 @@ def _build_backlog(source: LocalMariadb, db: str, *, uniform: int = UNIFORM, hot
     return start
 
 
-def _toml(value) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
 def write_config(path: Path, source: LocalMariadb, target: LocalMariadb, db: str,
                  start: tuple[str, int] | None, *, source_extra: dict | None = None,
                  **apply) -> Path:
@@ -85,11 +75,7 @@ def write_config(path: Path, source: LocalMariadb, target: LocalMariadb, db: str
     tgt = {"host": tc.host, "port": tc.port, "user": tc.user, "password": tc.password,
            "checkpoint_schema": f"ckpt_{db}"}
     app = {"databases": [db, f"{db}_hot"], "workers": 4, "batch_txns": 8, **apply}
-    lines = []
-    for name, section in (("source", src), ("target", tgt), ("apply", app)):
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in section.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render_toml({"source": src, "target": tgt, "apply": app}))
     return path
 
 
