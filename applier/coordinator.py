@@ -28,7 +28,7 @@ import MySQLdb
 from . import checkpoint, errors
 from . import events as ev
 from . import inspect as preflight
-from .checkpoint import Recovery, Watermark
+from .checkpoint import Watermark
 from .config import Config
 from .errors import ApplierError, ConfigError, SourceError, TargetError, WorkerDied
 from .metrics import Metrics
@@ -42,6 +42,7 @@ from .writeset import TableKeys, Weigher, database_key, decode_keys, event_keys,
 log = logging.getLogger(__name__)
 
 SEND_AT = 16  # transactions held back per worker before a queue message is sent
+PROGRESS_SECONDS = 10.0  # how often `applier run -v` logs its progress
 
 # errors a re-run DDL may raise when it had already been applied before a crash
 _DDL_ALREADY_DONE = {1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1068, 1826, 1022}
@@ -83,6 +84,7 @@ class Coordinator:
         self._turn = None  # shared last-committed ticket (preserve_commit_order)
         self._ticket = 0
         self._dispatched = 0
+        self._next_progress_log = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -333,6 +335,7 @@ class Coordinator:
         self._dispatched += 1
         if self._dispatched % SEND_AT == 0:
             self._poll_acks()
+            self._log_progress()
 
     def _send(self, worker: int) -> None:
         """Ship the worker's held-back transactions as one queue message."""
@@ -364,6 +367,16 @@ class Coordinator:
         if now >= self._next_worker_check:
             self._next_worker_check = now + 0.5
             self._check_workers()
+        self._log_progress()
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now < self._next_progress_log:
+            return
+        self._next_progress_log = now + PROGRESS_SECONDS
+        m, w = self.metrics, self.watermark
+        log.info("applied %d transactions (%d rows, %.0f TPS), position %s:%d, lag %.1fs",
+                 m.transactions, m.rows, m.tps, w.file, w.ordinal & 0xFFFFFFFF, m.lag_seconds())
 
     def _poll_acks(self) -> None:
         outbox = self._outbox
@@ -489,4 +502,4 @@ def install_signal_handlers(coord: Coordinator) -> None:
     signal.signal(signal.SIGINT, coord.request_stop)
 
 
-__all__ = ["Coordinator", "Recovery", "install_signal_handlers"]
+__all__ = ["Coordinator", "install_signal_handlers"]
