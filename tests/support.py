@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 from applier import config
 from applier.check import check
@@ -69,3 +72,16 @@ def render_toml(sections: dict[str, dict]) -> str:
 def config_toml(cfg: config.Config) -> str:
     """The text of a config file that loads as ``cfg``."""
     return render_toml({name: dataclasses.asdict(getattr(cfg, name)) for name in ("source", "target", "apply")})
+
+
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields of /proc/pid/stat after the command name) for every process:
+    fields[0] is the state, [1] the parent pid, [2] the process group."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        yield int(entry), stat[stat.rindex(")") + 2 :].split()

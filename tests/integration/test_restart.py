@@ -35,7 +35,7 @@ from applier.errors import WorkerDied
 from applier.position import BinlogPosition
 from applier.sandbox import LocalMariadb
 from applier.workers import Session
-from tests.support import assert_same, render_toml
+from tests.support import assert_same, proc_stats, render_toml
 
 APPLIER = [sys.executable, "-m", "applier.cli"]
 UNIFORM = 4000  # transactions of the "uniform" workload in the main database
@@ -100,19 +100,7 @@ def _cmdline(pid: int) -> bytes:
 
 def _live_in_group(pgid: int) -> list[int]:
     """Processes of process group ``pgid`` that are still running (zombies excluded)."""
-    alive = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
-            alive.append(int(entry))
-    return alive
+    return [pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] not in ("Z", "X")]
 
 
 class Applier:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from tests.scenarios.helpers import APPLIER, rows, toml_config
-from tests.support import assert_same, make_config
+from tests.support import assert_same, make_config, proc_stats
 
 ROWS = int(os.environ.get("BIG_TXN_TEST_ROWS", "200000"))  # BIG_TXN_TEST_ROWS=1000000: the size
 LIMIT_MB = 300
@@ -31,15 +31,8 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
+    for pid, fields in proc_stats():
+        tree.setdefault(int(fields[1]), []).append(pid)
     return tree
 
 
