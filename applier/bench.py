@@ -50,6 +50,7 @@ import MySQLdb
 
 from . import config, sandbox, workload
 from .check import check
+from .checkpoint import Watermark
 from .connect import connect
 from .coordinator import Coordinator
 from .errors import ApplierError
@@ -58,7 +59,7 @@ from .scheduler import Scheduler
 from .schema import SchemaCache
 from .target import TableCache
 from .transactions import TransactionBuilder
-from .writeset import decode_keys
+from .writeset import Weigher, decode_keys
 
 BUILTIN = {  # name -> (workload kind, connections)
     "uniform": ("uniform", 8),
@@ -330,11 +331,12 @@ class _DecodeOnly(Coordinator):
                 return n
 
             self.flavor = flavor
+            self._weigher = Weigher(conn)  # collation weights, as the real coordinator uses
             self.serial = SimpleNamespace(
                 applier=SimpleNamespace(tables=tables, apply_items=apply_items)
             )
             self.recovery = SimpleNamespace(done=set())
-            self.watermark = _Watermark()
+            self.watermark = Watermark(None)
             self.scheduler = Scheduler(
                 1 if self.cfg.apply.policy == "serial" else self.cfg.apply.workers
             )
@@ -373,6 +375,7 @@ class _DecodeOnly(Coordinator):
             sched.complete(worker, txn.seq)
 
     def _done(self, txn) -> None:
+        self.watermark.done(txn.seq)
         self.metrics.transactions += 1
         self.metrics.rows += txn.rows
 
@@ -398,14 +401,6 @@ class _DecodeOnly(Coordinator):
                 sched.complete(w, 1 << 62)
 
     def _poll_acks(self) -> None:
-        pass
-
-
-class _Watermark:
-    def register(self, *_a) -> None:
-        pass
-
-    def done(self, *_a) -> None:
         pass
 
 
