@@ -478,6 +478,8 @@ def decode_rows(
         pos += nb
     end = len(body)
     rows: list[tuple[Row | None, Row | None]] = []
+    if pos < end and not any(present1) and not (op == UPDATE and any(present2)):
+        raise DecodeError(f"rows event for {plan.db}.{plan.table} has row images without any column")
     while pos < end:
         start = pos
         image, pos = decode_image(plan, body, pos, present1, wanted)
@@ -488,8 +490,8 @@ def decode_rows(
             rows.append((image, None))
         else:
             rows.append((None, image))
-        if pos == start:  # no column in the image: the bytes left cannot be rows
-            raise DecodeError(f"rows event for {plan.db}.{plan.table} has bytes but no columns")
+        if pos == start:  # pragma: no cover - guarded above; never loop without progress
+            raise DecodeError(f"rows event for {plan.db}.{plan.table} has row images without any column")
     return rows
 
 

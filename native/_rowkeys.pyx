@@ -899,8 +899,8 @@ def decode_keys(plan, op, body, version, wanted=None):
     in ``wanted`` (all when None): exactly ``rowcodec.decode_rows``."""
     try:
         return _decode(plan, op, body, version, wanted)
-    except _NoProgress:
-        raise
+    except _NoProgress as e:  # the same error rowcodec raises for this body
+        raise DecodeError(str(e)) from None
     except Exception:
         if _STRICT:
             raise
