@@ -7,7 +7,6 @@ taken before the scenario's ``CREATE DATABASE`` and compares source and target.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 import time
@@ -17,8 +16,8 @@ from typing import Any
 
 import MySQLdb
 
-from applier import config
 from applier.sandbox import LocalMariadb
+from tests.support import config_toml
 
 RETRY_CODES = (1213, 1205)  # the source itself may deadlock: retry like a client would
 
@@ -81,24 +80,7 @@ def rows(server: LocalMariadb, sql: str, params: Any = None) -> list[tuple[Any, 
         conn.close()
 
 
-def toml_config(cfg: config.Config) -> str:
-    """``cfg`` as the TOML text ``applier run --config`` reads (every key spelled out)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, tuple):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = []
-    for section in ("source", "target", "apply"):
-        lines.append(f"[{section}]")
-        obj = getattr(cfg, section)
-        lines += [f"{f.name} = {value(getattr(obj, f.name))}" for f in dataclasses.fields(obj)]
-    return "\n".join(lines) + "\n"
+toml_config = config_toml  # ``cfg`` as the TOML text ``applier run --config`` reads
 
 
 APPLIER = Path(sys.prefix) / "bin" / "applier"  # the venv's console script
