@@ -42,7 +42,7 @@ from .writeset import TableKeys, Weigher, database_key, decode_keys, event_keys,
 log = logging.getLogger(__name__)
 
 SEND_AT = 16  # transactions held back per worker before a queue message is sent
-PROGRESS_SECONDS = 10.0  # how often `applier run -v` logs its progress
+PROGRESS_SECONDS = 10.0  # how often `applier -v run` logs its progress
 
 # errors a re-run DDL may raise when it had already been applied before a crash
 _DDL_ALREADY_DONE = {1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1068, 1826, 1022}
