@@ -241,10 +241,6 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _server_cfg(server: sandbox.LocalMariadb) -> config.ServerConfig:
-    return server.server_config()
-
-
 def _apply_config(
     source: sandbox.LocalMariadb,
     target: sandbox.LocalMariadb,

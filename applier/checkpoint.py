@@ -176,11 +176,3 @@ class Watermark:
             if gtid:
                 self.gtid = gtid
             self._next += 1
-
-    def skip_to(self, seq: int) -> None:
-        """Sequence numbers start at ``seq`` (a fresh TransactionBuilder starts at 1)."""
-        self._next = seq
-
-    @property
-    def outstanding(self) -> int:
-        return len(self._ends) + len(self._pending)

@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import config as config_mod
-from .errors import ApplierError
+from .errors import ApplierError, Divergence
 
 
 def _setup_logging(verbose: int) -> None:
@@ -93,7 +93,7 @@ def check(config_path, databases, chunk_rows) -> None:
         _fail(e)
     click.echo(str(report))
     if not report.ok:
-        sys.exit(8)
+        sys.exit(Divergence.exit_code)
 
 
 @main.command()
@@ -118,7 +118,7 @@ def demo(transactions, connections, workers, policy, keep) -> None:
                f"{m['barriers']} barriers (DDL etc.)")
     click.echo(f"  check:     {result.report}")
     if not result.report.ok:
-        sys.exit(8)
+        sys.exit(Divergence.exit_code)
 
 
 def _int_list(_ctx, _param, value):
@@ -176,7 +176,7 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
     click.echo(report.table())
     click.echo(f"\nwrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")
     if not all(r.check_ok for r in report.runs):
-        sys.exit(8)
+        sys.exit(Divergence.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

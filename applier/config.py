@@ -69,7 +69,6 @@ class ApplyConfig:
     databases: tuple[str, ...] = ()  # replicate only these (empty = all but ignored)
     ignore_databases: tuple[str, ...] = DEFAULT_IGNORED_DATABASES
     stop_at_end: bool = False  # exit when the source has no more events (catch-up mode)
-    idle_exit_seconds: float = 0.0  # with stop_at_end: how long "no more events" must last
 
 
 @dataclass(frozen=True)

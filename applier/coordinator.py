@@ -99,6 +99,7 @@ class Coordinator:
         if cfg.source.flavor not in ("auto", facts.flavor):
             raise ConfigError(f"[source] flavor = {cfg.source.flavor!r} but the source is {facts.flavor}")
         self.flavor = facts.flavor
+        preflight.inspect_target(cfg.target)
         self.serial = Session(cfg.target, checkpoint.COORDINATOR_ROW)
         checkpoint.ensure_table(self.serial.conn, cfg.target.checkpoint_schema)
         self.serial.conn.commit()

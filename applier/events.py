@@ -86,10 +86,6 @@ class Event:
     body: bytes  # bytes after the common header
 
 
-def unpack_header(data: bytes, offset: int = 0) -> tuple[int, int, int, int, int, int]:
-    return HEADER.unpack_from(data, offset)
-
-
 def packed_int(buf: bytes, pos: int) -> tuple[int, int]:
     """A length-encoded integer at ``pos``: (value, new pos)."""
     first = buf[pos]

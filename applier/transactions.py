@@ -64,10 +64,6 @@ class Transaction:
         return file_number(self.file) << 32 | self.end_pos
 
     @property
-    def statements(self) -> list[Statement]:
-        return [i for i in self.items if isinstance(i, Statement)]
-
-    @property
     def is_ddl(self) -> bool:
         return any(isinstance(i, Statement) for i in self.items)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import MySQLdb
@@ -76,25 +77,37 @@ def run(
     if kind not in KINDS:
         raise ValueError(f"unknown workload {kind!r}; one of {', '.join(KINDS)}")
     per = [transactions // connections + (1 if i < transactions % connections else 0) for i in range(connections)]
-    errors: list[BaseException] = []
     started = time.monotonic()
     run_id = random.SystemRandom().randrange(2**31)  # ledger rows of different runs never collide
+    run_threads(
+        lambda idx: _client(server, db, kind, run_id, idx, per[idx], tables, rows, big_rows,
+                            random.Random(seed * 1000 + idx)),
+        connections,
+    )
+    return WorkloadResult(transactions, time.monotonic() - started)
 
-    def client(idx: int, count: int) -> None:
+
+def run_threads(target: Callable[[int], None], count: int,
+                on_error: Callable[[], None] | None = None) -> None:
+    """Run ``target(i)`` for i in range(count) on as many threads; re-raise the first
+    error (``on_error`` runs in the failing thread, e.g. to release the others)."""
+    errors: list[BaseException] = []
+
+    def main(idx: int) -> None:
         try:
-            _client(server, db, kind, run_id, idx, count, tables, rows, big_rows,
-                    random.Random(seed * 1000 + idx))
+            target(idx)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             errors.append(e)
+            if on_error is not None:
+                on_error()
 
-    threads = [threading.Thread(target=client, args=(i, n)) for i, n in enumerate(per)]
+    threads = [threading.Thread(target=main, args=(i,), name=f"client-{i}") for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return WorkloadResult(transactions, time.monotonic() - started)
 
 
 def _client(server, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:

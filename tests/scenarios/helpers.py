@@ -17,6 +17,7 @@ from typing import Any
 import MySQLdb
 
 from applier.sandbox import LocalMariadb
+from applier.workload import run_threads
 from tests.support import config_toml
 
 RETRY_CODES = (1213, 1205)  # the source itself may deadlock: retry like a client would
@@ -45,28 +46,17 @@ def in_txn(conn: Any, body: Callable[[Any], None], attempts: int = 50) -> None:
 def run_clients(source: LocalMariadb, clients: int, client: Callable[[int, Any], None]) -> None:
     """Run ``client(idx, conn)`` on ``clients`` threads at once, each with its own
     autocommit-off source connection; re-raise the first error."""
-    errors: list[BaseException] = []
     start = threading.Barrier(clients)
 
     def main(idx: int) -> None:
+        conn = source.connect(autocommit=False)
         try:
-            conn = source.connect(autocommit=False)
-            try:
-                start.wait()
-                client(idx, conn)
-            finally:
-                conn.close()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            errors.append(e)
-            start.abort()
+            start.wait()
+            client(idx, conn)
+        finally:
+            conn.close()
 
-    threads = [threading.Thread(target=main, args=(i,), name=f"client-{i}") for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_threads(main, clients, on_error=start.abort)
 
 
 def rows(server: LocalMariadb, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
