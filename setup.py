@@ -1,8 +1,9 @@
-"""Build the optional Cython extension ``applier.native._rowkeys`` (native/_rowkeys.pyx).
+"""Build the optional Cython extensions ``applier.native._rowkeys`` (row images, native/
+_rowkeys.pyx) and ``applier.native._scan`` (the coordinator's binlog scanner, native/_scan.pyx).
 
 Project metadata lives in pyproject.toml; this file only adds the extension. If Cython
-is missing or the C compiler fails, the build still succeeds without the extension (with
-a warning) and the applier uses the pure-Python decoder, which gives identical results.
+is missing or the C compiler fails, the build still succeeds without them (with a
+warning) and the applier uses its pure-Python paths, which give identical results.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-_PYX = os.path.join("native", "_rowkeys.pyx")
+_NATIVE = ("_rowkeys", "_scan")
 
 
 def _warn(message: str) -> None:
     banner = "*" * 78
     print(
         f"\n{banner}\nWARNING: {message}\n"
-        "applier.native._rowkeys is not built; the pure-Python row decoder will be used "
+        "applier.native is not (fully) built; the pure-Python paths will be used "
         f"(same results, slower).\n{banner}\n",
         file=sys.stderr,
     )
@@ -52,19 +53,23 @@ def _extensions() -> list[Extension]:
         _warn(f"Cython is not available ({e})")
         return []
     extra = [] if os.name == "nt" else ["-O2"]
-    ext = Extension(
-        "applier.native._rowkeys",
-        sources=[_PYX],
-        extra_compile_args=extra,
-    )
+    exts = [
+        Extension(
+            f"applier.native.{name}",
+            sources=[os.path.join("native", f"{name}.pyx")],
+            include_dirs=["native"],  # native/xxhash: the vendored xxHash header
+            extra_compile_args=extra,
+        )
+        for name in _NATIVE
+    ]
     try:
         return cythonize(
-            [ext],
+            exts,
             compiler_directives={"language_level": "3"},
             quiet=True,
         )
     except Exception as e:  # a .pyx that does not translate: no extension
-        _warn(f"cythonize {_PYX} failed: {e}")
+        _warn(f"cythonize native/*.pyx failed: {e}")
         return []
 
 

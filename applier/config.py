@@ -69,6 +69,7 @@ class ApplyConfig:
     databases: tuple[str, ...] = ()  # replicate only these (empty = all but ignored)
     ignore_databases: tuple[str, ...] = DEFAULT_IGNORED_DATABASES
     stop_at_end: bool = False  # exit when the source has no more events (catch-up mode)
+    native_scan: bool = True  # read common transactions with the Cython scanner when it is built
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,16 @@ from .scheduler import Scheduler
 from .source import BinlogSource, EndOfBinlog, SourceDisconnected
 from .transactions import RowsEvent, Transaction, TransactionBuilder, statement_databases
 from .workers import STOP, Session, Work, WorkerSpec, worker_main
-from .writeset import TableKeys, Weigher, database_key, decode_keys, event_keys, table_key
+from .writeset import (
+    TableKeys,
+    Weigher,
+    database_key,
+    decode_keys,
+    event_keys,
+    native_scan,
+    scan_route,
+    table_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,7 @@ class Coordinator:
         self._ticket = 0
         self._dispatched = 0
         self._next_progress_log = 0.0
+        self._scanner = None  # the native scanner of the current dump connection
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -186,8 +196,16 @@ class Coordinator:
             try:
                 src.open(position, gtid_start)
                 attempts = 0
-                for e in src.events(self._on_idle):
-                    self._on_event(e, src.file)
+                self._scanner = self._new_scanner(src)
+                if self._scanner is None:
+                    items = src.events(self._on_idle)
+                else:
+                    items = src.read(self._scanner, self.builder.at_boundary, self._on_idle)
+                for item in items:
+                    if type(item) is list:
+                        self._on_records(item, src.file)
+                    else:
+                        self._on_event(item, src.file)
                     if self._stop:
                         break
                 return
@@ -210,6 +228,42 @@ class Coordinator:
                 time.sleep(min(30.0, cfg.reconnect_backoff_seconds * 2 ** (attempts - 1)))
             finally:
                 src.close()
+
+    def _new_scanner(self, src: BinlogSource):
+        if native_scan is None or not self.cfg.apply.native_scan:
+            return None
+        return native_scan.Scanner(self._scan_route, checksum=src.checksum,
+                                   max_rows=self.cfg.apply.big_txn_rows)
+
+    def _scan_route(self, body: bytes):
+        """The native scanner met a TableMap: how to key its rows events, or None to
+        leave its transactions to the Python path (filtered tables, barriers)."""
+        db, table_name = table_of_map(body)
+        if not self._allowed(db):
+            return None
+        table = self.serial.applier.tables.get(body)
+        if table.schema.barrier_reason:
+            return None
+        policy = self.cfg.apply.policy
+        if policy == "writeset":
+            tkeys = self._tkeys.get(body)
+            if tkeys is None:
+                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self._weigher)
+            return scan_route(tkeys, table.plan)
+        extra = {"table": (table_key(db, table_name),), "database": (database_key(db),)}.get(policy, ())
+        return scan_route(None, table.plan, extra)
+
+    def _on_records(self, records: list, file: str) -> None:
+        """Whole transactions from the native scanner: (gtid, timestamp, end_pos,
+        payload, keys, rows) each, never barriers (it leaves those to _on_event)."""
+        builder = self.builder
+        builder.file = file
+        self.metrics.scanned += len(records)
+        for gtid, timestamp, end_pos, payload, keys, rows in records:
+            txn = builder.whole(gtid, timestamp, end_pos, payload, rows)
+            if timestamp:
+                self.metrics.last_source_timestamp = timestamp
+            self._settle(txn, keys)
 
     def _abandon_partial(self) -> None:
         if self._cur is not None and self._cur.streaming:
@@ -297,11 +351,17 @@ class Coordinator:
             i for i in txn.items
             if isinstance(i, RowsEvent) or any(self._allowed(d) for d in statement_databases(i))
         ]
-        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
         if cur.streaming:
+            self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
             self._commit_serial(txn, streamed=True, net=cur.net)
             return
-        if not txn.items:
+        self._settle(txn, cur.keys)
+
+    def _settle(self, txn: Transaction, keys: set[int]) -> None:
+        """A whole transaction: skip it (filtered out, committed before a restart), apply
+        it alone (barrier) or route it to a worker."""
+        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
+        if not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
             self.watermark.done(txn.seq)
             return
@@ -312,7 +372,7 @@ class Coordinator:
         if txn.is_ddl or txn.barrier:
             self._commit_serial(txn, streamed=False)
             return
-        self._dispatch(txn, cur.keys)
+        self._dispatch(txn, keys)
 
     # -- parallel path -----------------------------------------------------------------
 
@@ -494,6 +554,8 @@ class Coordinator:
         s.conn.commit()
         self._schema_version += 1
         self._tkeys.clear()
+        if self._scanner is not None:
+            self._scanner.forget_tables()
         s.applier.tables.invalidate()
 
 

@@ -10,6 +10,7 @@ MySQL GTIDs are ``uuid:n``; a MySQL GTID set is ``uuid:1-5:7,uuid2:1-3``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ class BinlogPosition:
         return cls(f"{base_name}.{ordinal >> 32:06d}", ordinal & 0xFFFFFFFF)
 
 
+@functools.lru_cache(maxsize=256)  # called per transaction: binlog names repeat
 def file_number(name: str) -> int:
     m = _SUFFIX.search(name)
     if not m:

@@ -188,32 +188,59 @@ class BinlogSource:
             if length < 0xFFFFFF:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    @property
+    def checksum(self) -> bool:
+        """Events end with a 4-byte CRC32 (binlog_checksum is not NONE)."""
+        return self._checksum
+
     def events(self, on_idle: Callable[[], None] | None = None) -> Iterator[ev.Event]:
         """Yield events until the connection ends. Updates ``self.file`` on Rotate.
         ``on_idle`` is called whenever the next read would wait for the source."""
         self._on_idle = on_idle
-        unpack = ev.HEADER.unpack_from
-        checksum = self._checksum
         while True:
-            pkt = self._read_packet()
-            marker = pkt[0]
-            if marker == 0xFF:
-                self._raise_error(pkt)
-            if marker == 0xFE and len(pkt) < 9:
-                if self.non_blocking:
-                    raise EndOfBinlog()
-                raise SourceDisconnected("source sent EOF on the dump connection")
-            ts, etype, server_id, size, log_pos, flags = unpack(pkt, 1)
-            end = size + 1 - (4 if checksum else 0)
-            body = pkt[1 + ev.HEADER_LEN : end]
-            if etype == ev.ROTATE:
-                self.file = body[8:].decode()
-            elif etype in ev.UNSUPPORTED:
-                raise SourceError(
-                    f"source {self.cfg.describe()} writes event type {etype} which the applier "
-                    f"cannot decode: {ev.UNSUPPORTED[etype]}"
-                )
-            yield ev.Event(etype, ts, server_id, log_pos, flags, body)
+            yield self._next_event()
+
+    def read(
+        self, scanner, at_boundary: Callable[[], bool], on_idle: Callable[[], None] | None = None
+    ) -> Iterator[list | ev.Event]:
+        """Like ``events``, but whole transactions the native ``scanner`` can read come
+        as lists of its records; what it cannot (see native/_scan.pyx) comes as events,
+        from the start of that transaction until ``at_boundary()`` says the consumer is
+        between transactions again."""
+        self._on_idle = on_idle
+        python = False
+        while True:
+            if python:
+                yield self._next_event()
+                python = not at_boundary()
+                continue
+            off, records, python = scanner.scan(self._buf, self._off)
+            self._off = off
+            if records:
+                yield records
+            if not python:  # the buffer ends inside a packet or a transaction
+                self._fill(len(self._buf) - self._off + 1)
+
+    def _next_event(self) -> ev.Event:
+        pkt = self._read_packet()
+        marker = pkt[0]
+        if marker == 0xFF:
+            self._raise_error(pkt)
+        if marker == 0xFE and len(pkt) < 9:
+            if self.non_blocking:
+                raise EndOfBinlog()
+            raise SourceDisconnected("source sent EOF on the dump connection")
+        ts, etype, server_id, size, log_pos, flags = ev.HEADER.unpack_from(pkt, 1)
+        end = size + 1 - (4 if self._checksum else 0)
+        body = pkt[1 + ev.HEADER_LEN : end]
+        if etype == ev.ROTATE:
+            self.file = body[8:].decode()
+        elif etype in ev.UNSUPPORTED:
+            raise SourceError(
+                f"source {self.cfg.describe()} writes event type {etype} which the applier "
+                f"cannot decode: {ev.UNSUPPORTED[etype]}"
+            )
+        return ev.Event(etype, ts, server_id, log_pos, flags, body)
 
     def _raise_error(self, pkt: bytes) -> None:
         code = pkt[1] | pkt[2] << 8

@@ -7,7 +7,10 @@ non-transactional changes could not be undone, so it is applied like COMMIT). A 
 outside BEGIN ... COMMIT (DDL, account statements) is a transaction of its own.
 
 Rows events stay undecoded bytes here; a transaction carries the TableMap bodies its
-rows events refer to so it can be shipped whole to a worker process.
+rows events refer to so it can be shipped whole to a worker process. Transactions the
+native scanner (native/_scan.pyx) read carry the same as one ``payload`` bytes object
+instead, expanded in the worker (``expand``): one bytes object pickles far cheaper than
+a dict and a list of tuples.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Transaction:
     keys: tuple[int, ...] = ()  # filled by the writeset stage
     barrier: str = ""  # why this transaction must run alone ("" = parallel-safe)
     ticket: int = 0  # commit order number with preserve_commit_order (0 = unordered)
+    payload: bytes = b""  # scanner transactions: table_maps + items, framed (see unpack_payload)
 
     @property
     def end_ordinal(self) -> int:
@@ -71,6 +75,8 @@ class Transaction:
 def pack(txn: Transaction) -> tuple:
     """A compact, cheap-to-pickle form for shipping to a worker process (plain tuples
     and bytes: no per-object pickling of dataclasses)."""
+    if txn.payload:
+        return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, None, txn.payload, txn.ticket)
     items = [
         (i.op, i.table_id, i.version, i.body) if isinstance(i, RowsEvent) else (0, i.db, i.sql, i.charset_id)
         for i in txn.items
@@ -80,10 +86,53 @@ def pack(txn: Transaction) -> tuple:
 
 def unpack(data: tuple) -> Transaction:
     seq, gtid, file, end_pos, timestamp, table_maps, items, ticket = data
-    txn = Transaction(seq, gtid, file, end_pos, timestamp, table_maps)
+    if table_maps is None:  # a scanner payload
+        table_maps, rows_events = unpack_payload(items, RowsEvent)
+        txn = Transaction(seq, gtid, file, end_pos, timestamp, table_maps, rows_events)
+    else:
+        txn = Transaction(seq, gtid, file, end_pos, timestamp, table_maps)
+        txn.items = [RowsEvent(a, b, c, d) if a else Statement(b, c, d) for a, b, c, d in items]
     txn.ticket = ticket
-    txn.items = [RowsEvent(a, b, c, d) if a else Statement(b, c, d) for a, b, c, d in items]
     return txn
+
+
+def py_unpack_payload(payload: bytes, rows_event=RowsEvent) -> tuple[dict[int, bytes], list]:
+    """A scanner payload -> (table_maps, rows events in order). The payload is each
+    TableMap and rows event of the transaction as: type (1 byte), body length (4 bytes,
+    little-endian), body (checksum removed). Same results as the native version."""
+    maps: dict[int, bytes] = {}
+    items = []
+    pos, n = 0, len(payload)
+    while pos < n:
+        if n - pos < 5:
+            raise ValueError("truncated scanner payload")
+        etype = payload[pos]
+        size = int.from_bytes(payload[pos + 1 : pos + 5], "little")
+        pos += 5
+        if size > n - pos or size < 6:
+            raise ValueError("truncated scanner payload")
+        body = payload[pos : pos + size]
+        pos += size
+        table_id = int.from_bytes(body[:6], "little")
+        if etype == ev.TABLE_MAP:
+            maps[table_id] = body
+        elif etype in ev.ROWS_EVENTS:
+            op, version = ev.ROWS_EVENTS[etype]
+            items.append(rows_event(op, table_id, version, body))
+        else:
+            raise ValueError(f"unexpected event type {etype} in a scanner payload")
+    return maps, items
+
+
+def _native_unpack_payload():
+    try:
+        from applier.native._scan import unpack_payload as native  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - exercised when the extension is not built
+        return py_unpack_payload
+    return native
+
+
+unpack_payload = _native_unpack_payload()
 
 
 def parse_query(body: bytes) -> Statement:
@@ -142,6 +191,10 @@ class TransactionBuilder:
         self.file = ""
         self.pos = 4
 
+    def at_boundary(self) -> bool:
+        """Between transactions: no partly read one."""
+        return self.current is None and not self._in_group
+
     def reset(self) -> None:
         """Forget a partly read transaction (after a disconnect); numbering goes on."""
         self.current = None
@@ -151,6 +204,14 @@ class TransactionBuilder:
         txn = Transaction(self._next_seq, gtid, self.file, self.pos, timestamp)
         self._next_seq += 1
         self.current = txn
+        return txn
+
+    def whole(self, gtid: str, timestamp: int, end_pos: int, payload: bytes, rows: int) -> Transaction:
+        """A whole transaction the native scanner read (it ends at ``end_pos`` in the
+        current file); numbered like the ones ``add`` builds."""
+        txn = Transaction(self._next_seq, gtid, self.file, end_pos, timestamp, payload=payload, rows=rows)
+        self._next_seq += 1
+        self.pos = end_pos
         return txn
 
     def _finish(self, e: ev.Event) -> Transaction:

@@ -202,3 +202,35 @@ def event_keys(
 
 decode_keys = rc.fast_decode_rows
 NATIVE = rc.NATIVE
+
+
+def _load_scan():
+    try:
+        from applier.native import _scan  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - exercised when the extension is not built
+        return None
+    return _scan
+
+
+native_scan = _load_scan()  # the Cython scanner (native/_scan.pyx), or None
+
+
+def scan_route(tkeys: TableKeys | None, plan: rc.RowPlan, extra: tuple[int, ...] = ()):
+    """How the native scanner computes one table's keys: itself when every key column
+    hashes its literal as is, else through ``event_keys`` (collation-aware columns).
+    ``tkeys`` None: no row keys, only ``extra`` (policies table, database, serial)."""
+    assert native_scan is not None
+    if tkeys is None:
+        return native_scan.TableRoute(decode=decode_keys, plan=plan, extra=extra)
+    if all(kc.mode == KeyColumn.EXACT and kc.prefix_len is None for _, cols in tkeys.keys for kc in cols):
+        return native_scan.TableRoute(
+            decode=decode_keys, plan=plan, wanted=tkeys.wanted,
+            heads=[head for head, _ in tkeys.keys],
+            cols=[[kc.index for kc in cols] for _, cols in tkeys.keys],
+            extra=extra,
+        )
+
+    def call(op: int, body: bytes, version: int, out: set[int]) -> int:
+        return event_keys(tkeys, plan, op, body, version, out)
+
+    return native_scan.TableRoute(call=call, extra=extra)
