@@ -31,6 +31,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
@@ -94,6 +95,8 @@ cdef class TableRoute:
         self.wanted = frozenset(wanted)
         self.heads = tuple(bytes(h) for h in heads)
         self.cols = tuple(tuple(int(i) for i in c) for c in cols)
+        if any(i < 0 for c in self.cols for i in c):
+            raise ValueError("column indexes must not be negative")
         self.extra = tuple(int(k) for k in extra)
 
 
@@ -195,7 +198,7 @@ cdef class Scanner:
         return 0
 
     cdef int _hash_image(self, TableRoute route, tuple image, set keys) except -1:
-        cdef Py_ssize_t k, j, need, used
+        cdef Py_ssize_t k, j, i, need, used
         cdef tuple cols
         cdef bytes head, lit
         cdef object val
@@ -205,8 +208,16 @@ cdef class Scanner:
             cols = route.cols[k]
             need = PyBytes_GET_SIZE(head)
             for j in range(len(cols)):
-                val = image[<Py_ssize_t>cols[j]]
-                if val is None or _is_null(<bytes>val):
+                i = cols[j]
+                if i >= PyTuple_GET_SIZE(image):
+                    raise ValueError(f"key column {i} is beyond the row image")
+                val = image[i]
+                if val is None:
+                    need = -1
+                    break
+                if type(val) is not bytes:
+                    raise TypeError("row image literals must be bytes")
+                if _is_null(<bytes>val):
                     need = -1
                     break
                 need += PyBytes_GET_SIZE(<bytes>val) + 1
@@ -233,7 +244,7 @@ cdef class Scanner:
     cdef Py_ssize_t _rows_keys(self, TableRoute route, int etype, bytes body, set keys) except -1:
         cdef int op, version
         cdef list rows
-        cdef tuple row
+        cdef object row, image
         if WRITE_ROWS_V2 <= etype <= DELETE_ROWS_V2:
             op = etype - WRITE_ROWS_V2 + 1
             version = 2
@@ -247,10 +258,11 @@ cdef class Scanner:
         rows = route.decode(route.plan, op, body, version, route.wanted)
         if route.heads:
             for row in rows:
-                if row[0] is not None:
-                    self._hash_image(route, <tuple>row[0], keys)
-                if row[1] is not None:
-                    self._hash_image(route, <tuple>row[1], keys)
+                for image in row:
+                    if image is not None:
+                        if type(image) is not tuple:
+                            raise TypeError("row images must be tuples")
+                        self._hash_image(route, <tuple>image, keys)
         return len(rows)
 
     def scan(self, bytearray buf, Py_ssize_t off):
@@ -263,6 +275,7 @@ cdef class Scanner:
         cdef const unsigned char* p = <const unsigned char*>buf
         cdef Py_ssize_t end = len(buf), pos = off, length, nxt, size, bstart
         cdef Py_ssize_t txn_start = off, nev = 0, rows = 0, i, total
+        cdef int complete
         cdef const unsigned char* pkt
         cdef const unsigned char* body
         cdef int etype, trailer = 4 if self.checksum else 0
@@ -309,6 +322,11 @@ cdef class Scanner:
                     gtid = ""
                 else:
                     return pos, records, True  # outside a transaction: Rotate, heartbeat, DDL...
+                complete = _complete(p, nxt, end, pos + self.max_bytes, trailer)
+                if complete == 0:
+                    return pos, records, False  # decode nothing before the whole of it is here
+                if complete < 0:
+                    return pos, records, True
                 in_txn = True
                 txn_start = pos
                 timestamp = rd_le(pkt + 1, 4)
@@ -320,7 +338,12 @@ cdef class Scanner:
                 if size < 8:
                     return txn_start, records, True
                 table_id = rd_le(body, 6)
-                route = self._route(table_id, body, size)
+                try:
+                    route = self._route(table_id, body, size)
+                except Exception:
+                    if not records:
+                        raise
+                    return txn_start, records, True  # the Python path meets it after these
                 if route is None:
                     return txn_start, records, True
                 txn_routes[table_id] = route
@@ -333,7 +356,12 @@ cdef class Scanner:
                 if route is None:
                     return txn_start, records, True
                 rbody = PyBytes_FromStringAndSize(<const char*>body, size)
-                rows += self._rows_keys(<TableRoute>route, etype, rbody, keys)
+                try:
+                    rows += self._rows_keys(<TableRoute>route, etype, rbody, keys)
+                except Exception:
+                    if not records:
+                        raise
+                    return txn_start, records, True
                 if rows > self.max_rows:
                     return txn_start, records, True  # a big transaction: streamed by Python
                 self._push(etype, bstart, size, nev)
@@ -364,6 +392,34 @@ cdef class Scanner:
             if in_txn and nxt - txn_start > self.max_bytes:
                 return txn_start, records, True
             pos = nxt
+
+
+cdef int _complete(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t limit,
+                   int trailer):
+    """Whether the transaction whose events start at ``pos`` ends (XID, or a QUERY such
+    as COMMIT: the main loop decides) inside the buffer: 1 yes, 0 not yet, -1 it runs
+    past ``limit`` (or a split packet): framing only, so a transaction that arrives in
+    many reads is decoded once, not once per read."""
+    cdef Py_ssize_t length
+    cdef int etype
+    while True:
+        if end - pos < 4:
+            return 0
+        length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
+        if length >= MAX_PACKET:
+            return -1
+        if end - pos - 4 < length:
+            return 0
+        if length < 1 + HEADER_LEN or p[pos + 4] != 0:
+            return 1  # error/EOF packet: let the main loop stop there
+        etype = p[pos + 4 + 5]
+        if etype == XID:
+            return 1  # (the XID does not count towards max_bytes, as in the main loop)
+        if pos + 4 + length > limit:
+            return -1
+        if etype == QUERY and not _is_begin(p + pos + 4 + 1 + HEADER_LEN, length - 1 - HEADER_LEN - trailer):
+            return 1
+        pos += 4 + length
 
 
 cdef str _mysql_gtid(const unsigned char* body):
