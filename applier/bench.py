@@ -85,9 +85,10 @@ class BenchOptions:
     native_threads: tuple[int, ...] = (0, 4, 16)
     native_modes: tuple[str, ...] = NATIVE_MODES
     out: Path = Path("benchmarks/out")
-    tables: int = 4
-    rows: int = 10_000  # rows per table
-    durable: bool = False  # innodb_flush_log_at_trx_commit=1 on the timed targets
+    tables: int = 8
+    rows: int = 50_000  # rows per table
+    durable: bool = True  # innodb_flush_log_at_trx_commit=1 on the timed targets (else 2)
+    sysbench_threads: int = 16  # source client threads of the sysbench workloads
     timeout: float = 900.0  # per contender
     keep: bool = False
 
@@ -573,7 +574,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
                 opts.workload,
                 source,
                 opts,
-                "--threads=8",
+                f"--threads={opts.sysbench_threads}",
                 f"--events={opts.transactions}",
                 "--time=0",
                 "--rand-seed=1",

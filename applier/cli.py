@@ -144,9 +144,11 @@ def _name_list(_ctx, _param, value):
               help="slave_parallel_threads values, 0 = single-threaded [default: 0,4,16].")
 @click.option("--native-modes", callback=_name_list,
               help="slave_parallel_mode values [default: conservative,optimistic].")
-@click.option("--tables", type=int, help="Tables [default: 4].")
-@click.option("--rows", type=int, help="Rows per table [default: 10000, --quick 1000].")
-@click.option("--durable", is_flag=True, help="innodb_flush_log_at_trx_commit=1 on the timed targets.")
+@click.option("--tables", type=int, help="Tables [default: 8, --quick 4].")
+@click.option("--rows", type=int, help="Rows per table [default: 50000, --quick 1000].")
+@click.option("--durable/--no-durable", default=True, show_default=True,
+              help="innodb_flush_log_at_trx_commit=1 on the timed targets (redo flushed at every "
+                   "commit, as on a production replica); --no-durable: 2.")
 @click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
 @click.option("--quick", is_flag=True, help="A small smoke run (about a minute).")
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")

@@ -33,10 +33,11 @@ from .config import Config
 from .errors import ApplierError, ConfigError, SourceError, TargetError, WorkerDied
 from .metrics import Metrics
 from .position import BinlogPosition
-from .scheduler import Scheduler
+from .scheduler import Scheduler, WaitingLine
+from .session import Session, Work
 from .source import BinlogSource, EndOfBinlog, SourceDisconnected
 from .transactions import RowsEvent, Transaction, TransactionBuilder, statement_databases
-from .workers import STOP, Session, Work, WorkerSpec, worker_main
+from .workers import STOP, WorkerSpec, worker_main
 from .writeset import (
     TableKeys,
     Weigher,
@@ -51,6 +52,7 @@ from .writeset import (
 log = logging.getLogger(__name__)
 
 SEND_AT = 16  # transactions held back per worker before a queue message is sent
+MAX_WAITING = 2_000  # transactions waiting for a conflict to clear before reading pauses
 PROGRESS_SECONDS = 10.0  # how often `applier -v run` logs its progress
 
 # errors a re-run DDL may raise when it had already been applied before a crash
@@ -95,6 +97,8 @@ class Coordinator:
         self._dispatched = 0
         self._next_progress_log = 0.0
         self._scanner = None  # the native scanner of the current dump connection
+        self._waiting = WaitingLine()  # transactions whose keys several workers hold
+        self._releasing = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -377,18 +381,54 @@ class Coordinator:
     # -- parallel path -----------------------------------------------------------------
 
     def _dispatch(self, txn: Transaction, keys: set[int]) -> None:
-        sched = self.scheduler
-        worker = sched.route(keys)
+        """Route to a worker. A transaction whose keys several workers hold waits until
+        only one does. Meanwhile later transactions that share no key with any waiting
+        one are routed as usual (no row in common, so their order does not matter) and
+        the others wait behind it, in source order: the coordinator keeps the workers'
+        queues full instead of stalling on every conflict. With preserve_commit_order
+        the coordinator itself waits (tickets follow dispatch order)."""
+        waiting = self._waiting
+        if waiting.blocks(keys):
+            self._wait_in_line(txn, keys)
+            return
+        worker = self.scheduler.route(keys)
         if worker is None:
             self.metrics.waits += 1
+            if self._turn is None:
+                self._wait_in_line(txn, keys)
+                return
             deadline = time.monotonic() + 3600
             while worker is None:
                 self._wait_ack(deadline)
-                worker = sched.route(keys)
-        sched.assign(worker, txn.seq, keys)
-        if self._turn is not None:
-            self._ticket += 1
-            txn.ticket = self._ticket
+                worker = self.scheduler.route(keys)
+        self._assign(worker, txn, keys)
+
+    def _wait_in_line(self, txn: Transaction, keys: set[int]) -> None:
+        self._waiting.add(txn, keys)
+        if len(self._waiting) > MAX_WAITING:  # bounded memory: stop reading until some go
+            deadline = time.monotonic() + 3600
+            while len(self._waiting) > MAX_WAITING // 2:
+                self._wait_ack(deadline)
+
+    def _release_waiting(self) -> None:
+        """Route waiting transactions whose conflicts have cleared, oldest first."""
+        if self._releasing:  # _assign -> _send -> _poll_acks -> here: the outer call goes on
+            return
+        self._releasing = True
+        try:
+            for worker, txn, keys in self._waiting.release(self.scheduler):
+                self._assign(worker, txn, keys)  # type: ignore[arg-type]
+        finally:
+            self._releasing = False
+
+    def _assign(self, worker: int, txn: Transaction, keys: set[int]) -> None:
+        # Tickets number transactions in dispatch order: the scheduler's per-worker
+        # FIFO, and with preserve_commit_order the commit order (= source order there,
+        # as nothing waits in line). Waiting transactions make dispatch order differ
+        # from seq (source) order otherwise.
+        self._ticket += 1
+        txn.ticket = self._ticket
+        self.scheduler.assign(worker, txn.ticket, keys)
         pending = self._outgoing[worker]
         pending.append(txn)
         if len(pending) >= SEND_AT:
@@ -465,12 +505,15 @@ class Coordinator:
             _, wid, kind, text = msg
             cls = getattr(errors, kind, WorkerDied)
             raise cls(text) if isinstance(cls, type) and issubclass(cls, ApplierError) else WorkerDied(text)
-        _, wid, seqs, rows = msg
-        self.scheduler.complete(wid - 1, max(seqs))
+        _, wid, seqs, rows, last_ticket = msg
+        self.scheduler.complete(wid - 1, last_ticket)
         for seq in seqs:
             self.watermark.done(seq)
         self.metrics.transactions += len(seqs)
         self.metrics.rows += rows
+        if self._waiting:
+            self._release_waiting()
+        self.metrics.batches += 1
 
     def _check_workers(self) -> None:
         for proc in self._workers:
@@ -488,8 +531,9 @@ class Coordinator:
                 )
 
     def _drain(self) -> None:
+        """Wait until every routed and every waiting transaction has committed."""
         deadline = time.monotonic() + 3600
-        while not self.scheduler.idle():
+        while self._waiting or not self.scheduler.idle():
             self._wait_ack(deadline)
 
     # -- serial path (barriers) --------------------------------------------------------

@@ -16,6 +16,7 @@ class Metrics:
     skipped_filtered: int = 0  # transactions touching only ignored databases
     skipped_recovered: int = 0  # already committed before a restart (from checkpoint)
     waits: int = 0  # times routing waited for a conflict to clear
+    batches: int = 0  # target commits by workers (transactions per batch = transactions / batches)
     scanned: int = 0  # transactions the native scanner read (the rest took the Python path)
     last_source_timestamp: int = 0
 
@@ -43,5 +44,6 @@ class Metrics:
             "skipped_filtered": self.skipped_filtered,
             "skipped_recovered": self.skipped_recovered,
             "routing_waits": self.waits,
+            "worker_batches": self.batches,
             "native_scanned": self.scanned,
         }

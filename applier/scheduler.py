@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-__all__ = ["EMPTY_KEYS", "Scheduler"]
+__all__ = ["EMPTY_KEYS", "Scheduler", "WaitingLine"]
 
 EMPTY_KEYS: frozenset[int] = frozenset()
 """Writeset of a transaction touching nothing trackable: routed to the least busy worker."""
@@ -251,3 +251,53 @@ class Scheduler:
                 del held[k]
             else:
                 held[k] = v
+
+
+class WaitingLine:
+    """Transactions that could not be routed yet (several workers hold their keys), in
+    source order, so that the caller can go on routing the ones that share no key with
+    any of them instead of stalling on every conflict.
+
+    Order stays safe: a new transaction that shares a key with a waiting one must wait
+    behind it (``blocks``); one that shares none has no row in common with any waiting
+    transaction, so which of them runs first does not matter. Waiting transactions leave
+    strictly oldest first (``release``), each once ``route`` finds it a worker.
+    """
+
+    __slots__ = ("_line", "_keys")
+
+    def __init__(self) -> None:
+        self._line: deque[tuple[object, Iterable[int]]] = deque()
+        self._keys: dict[int, int] = {}  # key -> waiting transactions using it
+
+    def __len__(self) -> int:
+        return len(self._line)
+
+    def blocks(self, keys: Iterable[int]) -> bool:
+        """A transaction with ``keys`` must wait behind the waiting ones."""
+        return bool(self._line) and not self._keys.keys().isdisjoint(keys)
+
+    def add(self, item: object, keys: Iterable[int]) -> None:
+        self._line.append((item, keys))
+        counts = self._keys
+        for k in keys:
+            counts[k] = counts.get(k, 0) + 1
+
+    def release(self, scheduler: Scheduler):
+        """Yield ``(worker, item, keys)`` for waiting transactions, oldest first, while
+        ``scheduler.route`` finds them a worker. The caller assigns each before asking
+        for the next (the route of the next depends on it)."""
+        line, counts = self._line, self._keys
+        while line:
+            item, keys = line[0]
+            worker = scheduler.route(keys)
+            if worker is None:
+                return
+            line.popleft()
+            for k in keys:
+                n = counts[k] - 1
+                if n:
+                    counts[k] = n
+                else:
+                    del counts[k]
+            yield worker, item, keys

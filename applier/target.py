@@ -35,6 +35,8 @@ decode_rows = rc.fast_decode_rows  # native when built
 
 RETRYABLE = {1213, 1205}  # deadlock, lock wait timeout
 NO_FOREIGN_KEY_CHECKS_F = 0x0002  # rows event flag: the source session had foreign_key_checks=0
+FK_CHECKS = "foreign_key_checks="  # ``what`` of the session statements that set them
+SESSION_STATEMENT = -1  # StatementLog's "expected rows" of a session setting (nothing checked)
 SESSION_SETUP = (
     "SET NAMES utf8mb4",
     "SET SESSION time_zone = '+00:00'",
@@ -122,6 +124,32 @@ class Executor:
         return n
 
 
+    def session(self, sql: bytes, what: str) -> None:
+        """A session setting (no rows, no check)."""
+        self.conn.query(sql)
+
+
+class StatementLog:
+    """Stands in for an Executor while a worker plans a batch: records the statements
+    (sql, expected affected rows or None for session settings, what) to run later on
+    the target connection (``workers.Session.execute``), so planning the next batch
+    overlaps the target executing the current one."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[bytes, int | None, str]] = []
+
+    def run(self, sql: bytes, expect: int | None, what: str) -> int:
+        self.statements.append((sql, expect, what))
+        return expect or 0
+
+    def session(self, sql: bytes, what: str) -> None:
+        self.statements.append((sql, SESSION_STATEMENT, what))
+
+    def take(self) -> list[tuple[bytes, int | None, str]]:
+        out, self.statements = self.statements, []
+        return out
+
+
 def _msg(e: MySQLdb.Error) -> str:
     msg = e.args[1] if len(e.args) > 1 else str(e)
     return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
@@ -144,16 +172,22 @@ def _values(table: Table, image: rc.Row) -> bytes:
 class BatchApplier:
     """Applies whole transactions (a batch) inside the caller's open target transaction."""
 
-    def __init__(self, executor: Executor, tables: TableCache) -> None:
+    def __init__(self, executor: Executor | StatementLog, tables: TableCache) -> None:
         self.ex = executor
         self.tables = tables
         self._fk_checks = True
+
+    @property
+    def fk_checks(self) -> bool:
+        """foreign_key_checks as this applier last set them."""
+        return self._fk_checks
 
     def foreign_key_checks(self, on: bool) -> None:
         """Follow the source session's foreign_key_checks (rows event flag, statement
         flags2): with them off there, deletes cascade nothing and orphans are allowed."""
         if on != self._fk_checks:
-            self.ex.conn.query(b"SET SESSION foreign_key_checks = " + (b"1" if on else b"0"))
+            flag = b"1" if on else b"0"
+            self.ex.session(b"SET SESSION foreign_key_checks = " + flag, FK_CHECKS + flag.decode())
             self._fk_checks = on
 
     # -- in source order --------------------------------------------------------------

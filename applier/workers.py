@@ -1,11 +1,15 @@
 """Worker processes: each applies whole transactions on its own target connection.
 
-A worker takes up to ``batch_txns`` transactions already waiting in its queue and
-applies them as one target transaction together with its checkpoint row (see
-``checkpoint``), so the target does one commit for many source transactions. It never
-splits a source transaction across commits. Deadlocks and lock-wait timeouts roll the
-batch back and retry it whole with backoff; any other error is reported to the
-coordinator and the worker exits: it never skips a transaction.
+A worker applies batches of whole transactions, each as one target transaction together
+with its checkpoint row (see ``checkpoint``), so the target does one commit for many
+source transactions. It never splits a source transaction across commits. Two threads
+overlap the two halves of the work (``session``): the main thread reads the queue and
+plans the next batch while a runner thread executes the previous one on the target; a
+batch grows for as long as the runner is busy (up to ``batch_txns``), so batches are
+big exactly when the target is the bottleneck and small, for low latency, when it is
+not. Deadlocks and lock-wait timeouts roll the batch back and retry it whole with
+backoff; any other error is reported to the coordinator and the worker exits: it never
+skips a transaction.
 
 Workers are started with the ``spawn`` method (no inherited sockets) and die with the
 coordinator (PR_SET_PDEATHSIG), so an orphan can never commit after a restart began.
@@ -20,23 +24,19 @@ import multiprocessing
 import os
 import queue
 import signal
-import time
+import threading
 from collections import deque
 from dataclasses import dataclass
 
-import MySQLdb
-
-from .checkpoint import COORDINATOR_ROW, CheckpointRow
 from .config import TargetConfig
-from .connect import connect
-from .errors import ApplierError, TargetError
-from .schema import SchemaCache
-from .target import RETRYABLE, BatchApplier, Executor, TableCache
-from .transactions import Transaction, pack, unpack
+from .errors import ApplierError
+from .session import BatchPlan, Session, Work
+from .transactions import Transaction
 
 log = logging.getLogger(__name__)
 
 STOP = "stop"
+POLL_SECONDS = 0.0005  # while a plan grows: how often to look whether the runner is idle
 
 
 @dataclass(frozen=True)
@@ -46,28 +46,6 @@ class WorkerSpec:
     batch_txns: int
     retries: int
     retry_backoff_seconds: float
-
-
-@dataclass(slots=True)
-class Work:
-    """Transactions for one worker plus the coordinator's watermark when they were sent.
-    Shipped as ``to_wire()`` tuples: several transactions per queue message keeps the
-    per-transaction cost of crossing processes small."""
-
-    txns: list[Transaction]
-    watermark: int
-    watermark_file: str
-    watermark_gtid: str
-    schema_version: int
-
-    def to_wire(self) -> tuple:
-        return (self.watermark, self.watermark_file, self.watermark_gtid, self.schema_version,
-                [pack(t) for t in self.txns])
-
-    @classmethod
-    def from_wire(cls, data: tuple) -> Work:
-        w, wf, wg, sv, txns = data
-        return cls([unpack(t) for t in txns], w, wf, wg, sv)
 
 
 def _die_with_parent() -> None:
@@ -80,87 +58,66 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-class Session:
-    """A target connection with its applier and checkpoint row (workers and barriers)."""
+class _Runner:
+    """The thread that executes planned batches on the session's connection, in order,
+    and acknowledges each to the coordinator after its commit."""
 
-    def __init__(self, target: TargetConfig, worker_id: int) -> None:
-        self.conn = connect(target, "target", autocommit=False, found_rows=True)
-        self.applier = BatchApplier(Executor(self.conn), TableCache(SchemaCache(self.conn)))
-        self.row = CheckpointRow(target.checkpoint_schema, worker_id)
-        if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries
-            self.row.resume(self.conn)
-        self.schema_version = 0
+    def __init__(self, spec: WorkerSpec, session: Session, outbox) -> None:
+        self.spec, self.session, self.outbox = spec, session, outbox
+        self.jobs: queue.Queue = queue.Queue(maxsize=1)  # one planned batch in reserve
+        self.idle = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"runner-{spec.worker_id}", daemon=True)
+        self.thread.start()
 
-    def apply_batch(self, batch: list[Work], retries: int, backoff: float, turn=None) -> int:
-        """Apply the batch with the checkpoint in one target transaction. With ``turn``
-        (preserve_commit_order: a shared counter of the last committed ticket), the
-        batch holds consecutive tickets and commits only when the ticket before its
-        first has committed."""
-        last = batch[-1]
-        if last.schema_version != self.schema_version:
-            self.applier.tables.invalidate()
-            self.schema_version = last.schema_version
-        txns = [t for w in batch for t in w.txns]
-        attempt = 0
-        while True:
-            try:
-                rows = self.applier.apply_batch(txns)
-                self.conn.query(
-                    self.row.statement(
-                        last.watermark, last.watermark_file, last.watermark_gtid,
-                        [t.end_ordinal for t in txns], txns[-1].gtid, len(txns), txns[-1].timestamp,
-                    )
-                )
-                if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_ROLLBACK_SECONDS):
-                    # An earlier transaction may be waiting for a lock we hold while we
-                    # wait for it to commit: release ours, wait for our turn, redo.
-                    self.conn.rollback()
-                    if not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
-                        raise TargetError(
-                            f"transaction {txns[0].gtid or txns[0].seq} waited "
-                            f"{ORDER_GIVE_UP_SECONDS}s for its turn to commit: an earlier one is stuck"
-                        )
-                    continue
-                self.conn.commit()
-                if turn is not None:
-                    turn.value = txns[-1].ticket
-                self.row.committed()
-                return rows
-            except MySQLdb.Error as e:
-                with contextlib.suppress(MySQLdb.Error):
-                    self.conn.rollback()
-                code = e.args[0] if e.args else 0
-                if code not in RETRYABLE:
-                    raise TargetError(f"target error {code} applying a batch: {e.args[-1]}") from None
-                if attempt == retries:
-                    raise TargetError(
-                        f"target kept failing with error {code} ({e.args[-1]}) after {retries} retries: "
-                        "raise [apply] retries or look for long transactions on the target"
-                    ) from None
-                time.sleep(backoff * (2**attempt))
-                attempt += 1
-            except ApplierError:
-                with contextlib.suppress(MySQLdb.Error):
-                    self.conn.rollback()
-                raise
+    def submit(self, plan: BatchPlan) -> None:
+        self.jobs.put(plan.finish())
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        spec, wid = self.spec, self.spec.worker_id
+        try:
+            while True:
+                self.idle.set()
+                batch = self.jobs.get()
+                self.idle.clear()
+                if batch is None:
+                    return
+                self.session.execute(batch, spec.retries, spec.retry_backoff_seconds)
+                txns = batch.txns
+                self.outbox.put(("done", wid, [t.seq for t in txns], batch.rows, txns[-1].ticket))
+        except BaseException as e:  # noqa: BLE001 - report anything, never hang the coordinator
+            _report_and_exit(self.outbox, _error_message(wid, e))
 
 
-ORDER_ROLLBACK_SECONDS = 1.0  # waiting this long for our turn: assume we block an earlier one
-ORDER_GIVE_UP_SECONDS = 3600.0
-
-
-def wait_turn(turn, ticket: int, seconds: float) -> bool:
-    """Wait until ``turn`` (the last committed ticket) reaches ``ticket``."""
-    if turn.value >= ticket:
-        return True
-    deadline = time.monotonic() + seconds
-    pause = 0.00005
-    while turn.value < ticket:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(pause)
-        pause = min(pause * 2, 0.002)
-    return True
+def _batch_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
+    """Plan while the runner executes; hand it the plan when it is idle (or full)."""
+    runner = _Runner(spec, session, outbox)
+    plan: BatchPlan | None = None
+    version = 0
+    while True:
+        if plan is not None and (runner.idle.is_set() or len(plan.txns) >= spec.batch_txns):
+            runner.submit(plan)
+            plan = None
+        try:
+            msg = inbox.get() if plan is None else inbox.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if msg == STOP:
+            if plan is not None:
+                runner.submit(plan)
+            runner.close()
+            return
+        work = Work.from_wire(msg)
+        if plan is not None and work.schema_version != version:
+            runner.submit(plan)  # (the coordinator drains before DDL: not expected)
+            plan = None
+        if plan is None:
+            plan = session.new_plan(work.schema_version)
+            version = work.schema_version
+        plan.add(work)
 
 
 def _take_queued(inbox, limit: int) -> tuple[list[Work], bool]:
@@ -180,25 +137,10 @@ def _take_queued(inbox, limit: int) -> tuple[list[Work], bool]:
     return taken, False
 
 
-def _batch_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
-    """Batches of whatever is queued, up to batch_txns transactions."""
-    wid = spec.worker_id
-    while True:
-        first = inbox.get()
-        if first == STOP:
-            return
-        batch = [Work.from_wire(first)]
-        more, stop = _take_queued(inbox, spec.batch_txns - len(batch[0].txns))
-        batch += more
-        rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds)
-        outbox.put(("done", wid, [t.seq for w in batch for t in w.txns], rows))
-        if stop:
-            return
-
-
 def _ordered_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> None:
     """preserve_commit_order: a batch is a run of consecutive tickets (a batch holding
-    tickets 1 and 3 while another worker holds 2 could never commit)."""
+    tickets 1 and 3 while another worker holds 2 could never commit). Planned and
+    executed in turn: commit order, not the target, is what limits this mode."""
     wid = spec.worker_id
     pending: deque[tuple[Work, Transaction]] = deque()
     stop = False
@@ -221,7 +163,13 @@ def _ordered_loop(spec: WorkerSpec, session: Session, inbox, outbox, turn) -> No
             run.append(txn)
         batch = [Work(run, work.watermark, work.watermark_file, work.watermark_gtid, work.schema_version)]
         rows = session.apply_batch(batch, spec.retries, spec.retry_backoff_seconds, turn)
-        outbox.put(("done", wid, [t.seq for t in run], rows))
+        outbox.put(("done", wid, [t.seq for t in run], rows, run[-1].ticket))
+
+
+def _error_message(wid: int, e: BaseException) -> tuple:
+    if isinstance(e, ApplierError):
+        return ("error", wid, type(e).__name__, str(e))
+    return ("error", wid, "WorkerDied", f"worker {wid} crashed: {type(e).__name__}: {e}")
 
 
 def _report_and_exit(outbox, msg: tuple) -> None:
@@ -235,8 +183,9 @@ def _report_and_exit(outbox, msg: tuple) -> None:
 
 
 def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
-    """Process entry point. Messages in: Work or STOP. Out: ("done", id, seqs, rows) or
-    ("error", id, error class name, message). ``turn``: see Session.apply_batch."""
+    """Process entry point. Messages in: Work or STOP. Out: ("done", id, seqs, rows, last
+    ticket) or ("error", id, error class name, message). ``turn``: see
+    Session.execute."""
     _die_with_parent()
     # The coordinator decides when to stop: a Ctrl-C (SIGINT) or a SIGTERM sent to the
     # whole process group (systemd's default) reaches it too, and it stops us cleanly.
@@ -247,9 +196,7 @@ def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
         session = Session(spec.target, wid)
         loop = _ordered_loop if turn is not None else _batch_loop
         loop(spec, session, inbox, outbox, turn)
-    except ApplierError as e:
-        _report_and_exit(outbox, ("error", wid, type(e).__name__, str(e)))
     except Exception as e:  # noqa: BLE001 - report anything, never hang the coordinator
-        _report_and_exit(outbox, ("error", wid, "WorkerDied", f"worker {wid} crashed: {type(e).__name__}: {e}"))
+        _report_and_exit(outbox, _error_message(wid, e))
     with contextlib.suppress(Exception):
         session.conn.close()

@@ -16,9 +16,9 @@ from applier.events import INSERT
 from applier.position import BinlogPosition
 from applier.rowcodec import build_plan, decode_rows
 from applier.schema import parse_table_map
+from applier.session import Session, Work
 from applier.source import BinlogSource, EndOfBinlog
 from applier.transactions import RowsEvent, TransactionBuilder
-from applier.workers import Session, Work
 from tests.support import assert_same, run_applier
 
 

@@ -34,7 +34,7 @@ from applier.config import TargetConfig
 from applier.errors import WorkerDied
 from applier.position import BinlogPosition
 from applier.sandbox import LocalMariadb
-from applier.workers import Session
+from applier.session import Session
 from tests.support import assert_same, proc_stats, render_toml
 
 APPLIER = [sys.executable, "-m", "applier.cli"]
