@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from applier.errors import TargetError
 from tests.support import assert_same, make_config, run_applier
 
 
@@ -56,3 +57,38 @@ def test_big_transactions_are_streamed_and_compacted(source, target, dbname):
     m = run_applier(cfg)
     assert m.big_transactions == 1
     assert_same(source, target, dbname)
+
+
+@pytest.mark.parametrize("damage", ["missing", "already-new", "differs"])
+def test_in_place_updates_stay_strict(source, target, dbname, damage):
+    """Updates of rows the target holds go as INSERT ... ON DUPLICATE KEY UPDATE: a row
+    the target lost, or one already holding the new values, is a divergence (affected
+    rows != 2 per row) and rolls back the whole batch; a row that only differs in a
+    column the update overwrites is updated, as the native replica would."""
+    cfg = make_config(source, target, dbname, workers=1)
+    src = source.connect()
+    cur = src.cursor()
+    cur.execute(f"CREATE DATABASE {dbname}")
+    cur.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, n INT NOT NULL, note VARCHAR(10))")
+    cur.execute(f"INSERT INTO {dbname}.t VALUES (1, 0, 'a'), (2, 0, 'b'), (3, 0, 'c')")
+    run_applier(cfg)
+    damage_sql = {
+        "missing": f"DELETE FROM {dbname}.t WHERE id = 2",
+        "already-new": f"UPDATE {dbname}.t SET n = 5 WHERE id = 2",
+        "differs": f"UPDATE {dbname}.t SET n = 9 WHERE id = 2",
+    }[damage]
+    target.execute(damage_sql)
+    cur.execute("BEGIN")
+    cur.execute(f"UPDATE {dbname}.t SET n = 5 WHERE id IN (1, 2, 3)")
+    cur.execute("COMMIT")
+    src.close()
+    cfg = make_config(source, target, dbname, workers=1)
+    if damage == "differs":
+        run_applier(cfg)
+        assert_same(source, target, dbname)
+        return
+    with pytest.raises(TargetError, match=rf"diverged: update of {dbname}\.t affected \d rows, expected 6"):
+        run_applier(cfg)
+    # nothing of the batch reached the target
+    assert sorted(target.query(f"SELECT id, n FROM {dbname}.t")) == sorted(
+        [(1, 0), (3, 0)] + ([] if damage == "missing" else [(2, 5)]))
