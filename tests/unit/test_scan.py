@@ -36,6 +36,7 @@ from applier.transactions import (
     py_unpack_payload,
     unpack_payload,
 )
+from tests.unit.test_native import enc_bitmap, enc_image, enc_packed_int
 
 _scan = pytest.importorskip("applier.native._scan", reason="native scanner not built")
 
@@ -53,30 +54,6 @@ _SETTINGS = settings(
 
 def enc_int(v: int, size: int) -> bytes:
     return v.to_bytes(size, "little", signed=True)
-
-
-def enc_packed_int(n: int) -> bytes:
-    if n < 251:
-        return bytes([n])
-    if n < 1 << 16:
-        return b"\xfc" + n.to_bytes(2, "little")
-    if n < 1 << 24:
-        return b"\xfd" + n.to_bytes(3, "little")
-    return b"\xfe" + n.to_bytes(8, "little")
-
-
-def enc_bitmap(bits: list[bool]) -> bytes:
-    out = bytearray((len(bits) + 7) // 8)
-    for i, b in enumerate(bits):
-        if b:
-            out[i >> 3] |= 1 << (i & 7)
-    return bytes(out)
-
-
-def enc_image(present: list[bool], values: list[bytes | None]) -> bytes:
-    """NULL bitmap over the present columns, then their non-NULL values."""
-    assert len(values) == sum(present)
-    return enc_bitmap([v is None for v in values]) + b"".join(v for v in values if v is not None)
 
 
 def rows_body(ncols: int, op: int, version: int, present1: list[bool],
@@ -778,22 +755,29 @@ def test_read_with_on_idle() -> None:
     assert len(idle) == total + 1  # once per piece, once more to close
 
 
-def test_resolve_errors_propagate() -> None:
-    """An exception from resolve (the coordinator's SchemaError for a table missing on the
-    target) comes out of read(), as it comes out of the Python path's _on_rows."""
-    a, b, *_ = _fixed_tables()
+def _scanner_failing_on_b(first, second) -> tuple[BinlogSource, _scan.Scanner]:
+    """A stream of a one-row transaction on ``first`` then one on ``second``, and a
+    scanner whose resolve fails for table b as the coordinator's does for a table missing
+    on the target."""
     st_ = Stream(False)
-    dml(st_, b, [1])
-    dml(st_, a, [1])
+    dml(st_, first, [1])
+    dml(st_, second, [1])
+    a = first if first.name == "a" else second
 
     def resolve(body: bytes):
         if s.parse_table_map(body).table == "b":
             raise SchemaError("table db.b from the source binlog is not on the target")
         return a.route()
 
-    src = make_source(bytes(st_.data), False)
+    return make_source(bytes(st_.data), False), _scan.Scanner(resolve, checksum=False, max_rows=100)
+
+
+def test_resolve_errors_propagate() -> None:
+    """An exception from resolve comes out of read(), as it comes out of the Python
+    path's _on_rows."""
+    a, b, *_ = _fixed_tables()
+    src, scanner = _scanner_failing_on_b(b, a)
     builder = TransactionBuilder()
-    scanner = _scan.Scanner(resolve, checksum=False, max_rows=100)
     with pytest.raises(SchemaError):
         for _ in src.read(scanner, builder.at_boundary):
             pass
@@ -803,18 +787,8 @@ def test_error_after_whole_transactions_leaves_them_first() -> None:
     """Transactions read before the one whose table fails come out first; the failing one
     goes the Python path, which meets (and reports) the error itself, in source order."""
     a, b, *_ = _fixed_tables()
-    st_ = Stream(False)
-    dml(st_, a, [1])
-    dml(st_, b, [1])
-
-    def resolve(body: bytes):
-        if s.parse_table_map(body).table == "b":
-            raise SchemaError("table db.b from the source binlog is not on the target")
-        return a.route()
-
-    src = make_source(bytes(st_.data), False)
+    src, scanner = _scanner_failing_on_b(a, b)
     builder = TransactionBuilder()
-    scanner = _scan.Scanner(resolve, checksum=False, max_rows=100)
     items = []
     with pytest.raises(SourceDisconnected):  # the stream ends after the second transaction
         for item in src.read(scanner, builder.at_boundary):
