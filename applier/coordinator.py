@@ -364,16 +364,17 @@ class Coordinator:
     def _settle(self, txn: Transaction, keys: set[int]) -> None:
         """A whole transaction: skip it (filtered out, committed before a restart), apply
         it alone (barrier) or route it to a worker."""
-        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
+        ordinal = txn.end_ordinal
+        self.watermark.register(txn.seq, ordinal, txn.file, txn.gtid)
         if not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
             self.watermark.done(txn.seq)
             return
-        if txn.end_ordinal in self.recovery.done:
+        if ordinal in self.recovery.done:
             self.metrics.skipped_recovered += 1
             self.watermark.done(txn.seq)
             return
-        if txn.is_ddl or txn.barrier:
+        if not txn.payload and (txn.is_ddl or txn.barrier):  # (scanner ones never are)
             self._commit_serial(txn, streamed=False)
             return
         self._dispatch(txn, keys)
