@@ -21,7 +21,10 @@ target has diverged, and the batch is rolled back with an error naming the table
 from __future__ import annotations
 
 import logging
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import MySQLdb
 
@@ -65,6 +68,8 @@ class Table:
     compactable: bool
     col_names: tuple[bytes, ...] = field(default=())
     upsert_tail: bytes = b""  # ON DUPLICATE KEY UPDATE for every non-key column (compactable)
+    key_of: Callable[[rc.Row], Any] | None = None  # image -> row key (a literal, or a tuple of them)
+    writable_of: Callable[[rc.Row], tuple] | None = None  # image -> its writable literals, in order
 
 
 class TableCache:
@@ -101,8 +106,17 @@ def _build_table(tmap: TableMap, schema: TableSchema) -> Table:
         assert row_key is not None
         rest = [names[i] + b"=VALUES(" + names[i] + b")" for i in writable if i not in row_key.columns]
         upsert = b" ON DUPLICATE KEY UPDATE " + b",".join(rest) if rest else b""
-    return Table(tmap, schema, plan, qualified, head, writable, row_key.columns if row_key else None,
-                 compactable, names, upsert)
+    key_cols = row_key.columns if row_key else None
+    return Table(tmap, schema, plan, qualified, head, writable, key_cols, compactable, names, upsert,
+                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable))
+
+
+def _getter(indexes: tuple[int, ...]) -> Callable[[rc.Row], tuple]:
+    """itemgetter that always returns a tuple (itemgetter of one index returns the item)."""
+    if len(indexes) == 1:
+        (i,) = indexes
+        return lambda row: (row[i],)
+    return operator.itemgetter(*indexes)
 
 
 class Executor:
@@ -174,7 +188,11 @@ def where_key(table: Table, image: rc.Row) -> bytes:
 
 
 def _values(table: Table, image: rc.Row) -> bytes:
-    return b"(" + b",".join(image[i] or b"DEFAULT" for i in table.writable) + b")"
+    assert table.writable_of is not None
+    values = table.writable_of(image)
+    if None in values:  # a column the image does not carry
+        values = tuple(v or b"DEFAULT" for v in values)
+    return b"(" + b",".join(values) + b")"
 
 
 class BatchApplier:
@@ -318,13 +336,14 @@ class _NetChanges:
                 self._emit(self.applier, *entry)
             entry = self.tables[table.name] = (table, {})
         state = entry[1]
-        key_cols = table.key
+        key_of = table.key_of
+        assert key_of is not None
         self.rows += len(rows)
         for before, after in rows:
             if before is not None:
-                kb = tuple(before[i] for i in key_cols)
+                kb = key_of(before)
                 if after is not None:
-                    ka = tuple(after[i] for i in key_cols)
+                    ka = key_of(after)
                     if ka == kb:
                         prev = state.get(kb)
                         if prev is None:
@@ -336,7 +355,7 @@ class _NetChanges:
                         continue
                 self._delete(state, kb, before)
             if after is not None:
-                ka = tuple(after[i] for i in key_cols)
+                ka = key_of(after)
                 prev = state.get(ka)
                 state[ka] = [_REP, after, prev[2]] if prev and prev[0] == _DEL else [_INS, after, None]
 
@@ -361,14 +380,14 @@ class _NetChanges:
         name = f"{table.tmap.db}.{table.tmap.table}"
         keys = sorted(state)
         deletes, inserts, upserts = [], [], []
-        writable, upsert = table.writable, table.upsert_tail
+        writable_of, upsert = table.writable_of, table.upsert_tail
         for k in keys:
             kind, after, before = state[k]
             if kind == _INS:
                 inserts.append(after)
             elif kind == _DEL:
                 deletes.append(k)
-            elif upsert and _changes(writable, before, after):
+            elif upsert and _changes(writable_of, before, after):
                 upserts.append(after)
             else:
                 deletes.append(k)
@@ -376,9 +395,9 @@ class _NetChanges:
         key_cols = table.key
         assert key_cols is not None
         if deletes:
-            if len(key_cols) == 1:
+            if len(key_cols) == 1:  # keys are the literals themselves (key_of)
                 head, sep, tail = table.col_names[key_cols[0]] + b" IN (", b",", b")"
-                conds = [k[0] for k in deletes]
+                conds = deletes
             else:
                 head, sep, tail = b"", b" OR ", b""
                 conds = [
@@ -401,11 +420,12 @@ class _NetChanges:
                                f"update of {name}")
 
 
-def _changes(writable: tuple[int, ...], before: rc.Row | None, after: rc.Row) -> bool:
+def _changes(writable_of, before: rc.Row | None, after: rc.Row) -> bool:
     """The final image differs from the one the target holds, which is known whole."""
-    if before is None or any(before[i] is None for i in writable):
+    if before is None:
         return False
-    return any(after[i] != before[i] for i in writable)
+    held = writable_of(before)
+    return None not in held and writable_of(after) != held
 
 
 # A batch's net changes can be far bigger than any source statement (batch_txns x rows x
