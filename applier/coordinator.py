@@ -406,6 +406,9 @@ class Coordinator:
 
     def _wait_in_line(self, txn: Transaction, keys: set[int]) -> None:
         self._waiting.add(txn, keys)
+        # what it waits for may still be held back here (SEND_AT): send it, or the line
+        # would only move once it is full
+        self._send_all()
         if len(self._waiting) > MAX_WAITING:  # bounded memory: stop reading until some go
             deadline = time.monotonic() + 3600
             while len(self._waiting) > MAX_WAITING // 2:

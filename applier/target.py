@@ -113,6 +113,8 @@ def _build_table(tmap: TableMap, schema: TableSchema) -> Table:
 
 def _getter(indexes: tuple[int, ...]) -> Callable[[rc.Row], tuple]:
     """itemgetter that always returns a tuple (itemgetter of one index returns the item)."""
+    if not indexes:
+        return lambda row: ()
     if len(indexes) == 1:
         (i,) = indexes
         return lambda row: (row[i],)
@@ -153,9 +155,9 @@ class Executor:
 
 class StatementLog:
     """Stands in for an Executor while a worker plans a batch: records the statements
-    (sql, expected affected rows or None for session settings, what) to run later on
-    the target connection (``workers.Session.execute``), so planning the next batch
-    overlaps the target executing the current one."""
+    (sql, expected affected rows or SESSION_STATEMENT for session settings, what) to run
+    later on the target connection (``session.Session.execute``), so planning the next
+    batch overlaps the target executing the current one."""
 
     def __init__(self) -> None:
         self.statements: list[tuple[bytes, int | None, str]] = []

@@ -9,7 +9,7 @@ outside BEGIN ... COMMIT (DDL, account statements) is a transaction of its own.
 Rows events stay undecoded bytes here; a transaction carries the TableMap bodies its
 rows events refer to so it can be shipped whole to a worker process. Transactions the
 native scanner (native/_scan.pyx) read carry the same as one ``payload`` bytes object
-instead, expanded in the worker (``expand``): one bytes object pickles far cheaper than
+instead, expanded in the worker (``unpack``): one bytes object pickles far cheaper than
 a dict and a list of tuples.
 """
 
@@ -60,7 +60,7 @@ class Transaction:
     rows: int = 0  # filled by the writeset stage
     keys: tuple[int, ...] = ()  # filled by the writeset stage
     barrier: str = ""  # why this transaction must run alone ("" = parallel-safe)
-    ticket: int = 0  # commit order number with preserve_commit_order (0 = unordered)
+    ticket: int = 0  # dispatch order number (the commit order with preserve_commit_order)
     payload: bytes = b""  # scanner transactions: table_maps + items, framed (see unpack_payload)
 
     @property
