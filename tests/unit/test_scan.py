@@ -36,7 +36,7 @@ from applier.transactions import (
     py_unpack_payload,
     unpack_payload,
 )
-from tests.unit.test_native import enc_bitmap, enc_image, enc_packed_int
+from tests.unit.test_native import enc_bitmap, enc_image, enc_packed_int, rows_body
 
 _scan = pytest.importorskip("applier.native._scan", reason="native scanner not built")
 
@@ -54,19 +54,6 @@ _SETTINGS = settings(
 
 def enc_int(v: int, size: int) -> bytes:
     return v.to_bytes(size, "little", signed=True)
-
-
-def rows_body(ncols: int, op: int, version: int, present1: list[bool],
-              present2: list[bool] | None, images: bytes, extra: bytes = b"",
-              table_id: int = 42) -> bytes:
-    head = table_id.to_bytes(6, "little") + b"\x01\x00"
-    if version == 2:
-        head += (2 + len(extra)).to_bytes(2, "little") + extra
-    bitmaps = enc_bitmap(present1)
-    if op == UPDATE:
-        assert present2 is not None
-        bitmaps += enc_bitmap(present2)
-    return head + enc_packed_int(ncols) + bitmaps + images
 
 
 # -- tables -----------------------------------------------------------------------------
