@@ -61,7 +61,7 @@ class ApplyConfig:
     workers: int = 4
     policy: str = "writeset"
     queue_size: int = 64  # messages (up to 16 transactions each) per worker queue: backpressure
-    batch_txns: int = 1000  # at most this many whole source transactions per target commit
+    batch_txns: int = 1000  # whole source transactions per target commit, at most (+ one queue message)
     big_txn_rows: int = 10_000  # above this a transaction is a barrier, streamed
     preserve_commit_order: bool = False
     retries: int = 10  # deadlock / lock-wait retries before stopping
