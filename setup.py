@@ -1,7 +1,7 @@
 """Build the optional Cython extensions ``applier.native._rowkeys`` (row images, native/
 _rowkeys.pyx) and ``applier.native._scan`` (the coordinator's binlog scanner, native/_scan.pyx).
 
-Project metadata lives in pyproject.toml; this file only adds the extension. If Cython
+Project metadata lives in pyproject.toml; this file only adds the extensions. If Cython
 is missing or the C compiler fails, the build still succeeds without them (with a
 warning) and the applier uses its pure-Python paths, which give identical results.
 """
