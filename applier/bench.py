@@ -395,11 +395,13 @@ class _DecodeOnly(Coordinator):
                 txn.rows += self.serial.applier.apply_items(txn.table_maps, txn.items)
         self._done(txn)
 
-    def _begin_streaming(self, cur) -> None:
+    def _begin_streaming(self, cur, *, count: bool = False) -> None:
         self._drain()
         cur.streaming = True
         self.metrics.big_transactions += 1
-        self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items)
+        rows = self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items)
+        if count:
+            cur.txn.rows += rows
         cur.txn.items.clear()
 
     def _drain(self) -> None:

@@ -99,6 +99,7 @@ class Coordinator:
         self._scanner = None  # the native scanner of the current dump connection
         self._waiting = WaitingLine()  # transactions whose keys several workers hold
         self._releasing = False
+        self._big_ahead = False  # the next rows event starts a transaction known to be big
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -209,6 +210,9 @@ class Coordinator:
                     if type(item) is list:
                         self._on_records(item, src.file)
                     else:
+                        if src.big_ahead:  # the scanner stopped at a big transaction here
+                            src.big_ahead = False
+                            self._big_ahead = True
                         self._on_event(item, src.file)
                     if self._stop:
                         break
@@ -270,6 +274,7 @@ class Coordinator:
             self._settle(txn, keys)
 
     def _abandon_partial(self) -> None:
+        self._big_ahead = False
         if self._cur is not None and self._cur.streaming:
             with contextlib.suppress(MySQLdb.Error):
                 self.serial.conn.rollback()
@@ -287,6 +292,7 @@ class Coordinator:
         elif done is not None:
             cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done, set())
             self._cur = None
+            self._big_ahead = False
             self._on_transaction(cur)
         elif e.type == ev.QUERY and self._cur is not None and self._cur.streaming:
             # SAVEPOINT / ROLLBACK TO inside a streamed transaction: apply it in place
@@ -314,6 +320,12 @@ class Coordinator:
             txn.rows += self.serial.applier.apply_items(txn.table_maps, [item], cur.net)
             txn.items.pop()
             return
+        if self._big_ahead and not cur.after_statement:
+            # the scanner already counted more than big_txn_rows rows in this transaction:
+            # stream it from here instead of hashing rows until the threshold says so
+            self._big_ahead = False
+            self._begin_streaming(cur, count=True)
+            return
         if cur.after_statement:
             # CREATE TABLE ... SELECT: the new table's rows share the statement's
             # transaction and the table is not on the target before the statement ran
@@ -338,14 +350,18 @@ class Coordinator:
         if txn.rows > self.cfg.apply.big_txn_rows:
             self._begin_streaming(cur)
 
-    def _begin_streaming(self, cur: _Current) -> None:
+    def _begin_streaming(self, cur: _Current, *, count: bool = False) -> None:
+        """Drain the workers, apply what was read of the transaction so far, and apply
+        the rest as it arrives. ``count``: those rows were not counted yet."""
         log.info("transaction above big_txn_rows=%d rows: draining workers and streaming it",
                  self.cfg.apply.big_txn_rows)
         self._drain()
         cur.streaming = True
         cur.net = self.serial.applier.new_net()
         self.metrics.big_transactions += 1
-        self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items, cur.net)
+        rows = self.serial.applier.apply_items(cur.txn.table_maps, cur.txn.items, cur.net)
+        if count:
+            cur.txn.rows += rows
         cur.txn.items.clear()
 
     def _on_transaction(self, cur: _Current) -> None:

@@ -59,6 +59,9 @@ class BinlogSource:
         self._off = 0
         self._on_idle: Callable[[], None] | None = None
         self._checksum = False
+        # read(): the scanner found that the transaction starting here is above its
+        # max_rows (the consumer may stream it from its first row instead of finding out)
+        self.big_ahead = False
 
     # -- connection ---------------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class BinlogSource:
                 continue
             off, records, python = scanner.scan(self._buf, self._off)
             self._off = off
+            self.big_ahead = python and scanner.big
             if records:
                 yield records
             if not python:  # the buffer ends inside a packet or a transaction

@@ -136,6 +136,7 @@ cdef class Scanner:
     cdef dict maps          # table id -> (TableMap body, TableRoute or None)
     cdef bint checksum
     cdef Py_ssize_t max_rows
+    cdef readonly bint big  # the last scan stopped at a transaction above max_rows
     cdef Py_ssize_t max_bytes
     cdef Ev* evs
     cdef Py_ssize_t evcap
@@ -289,6 +290,7 @@ cdef class Scanner:
         cdef bytes payload, rbody
         cdef object route
         cdef dict txn_routes = None
+        self.big = False
         while True:
             if end - pos < 4:
                 return txn_start, records, False
@@ -363,6 +365,7 @@ cdef class Scanner:
                         raise
                     return txn_start, records, True
                 if rows > self.max_rows:
+                    self.big = True
                     return txn_start, records, True  # a big transaction: streamed by Python
                 self._push(etype, bstart, size, nev)
                 nev += 1

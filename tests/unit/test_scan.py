@@ -960,6 +960,9 @@ def test_max_rows(checksum: bool) -> None:
     scanner = _scan.Scanner(tables.resolve, checksum=checksum, max_rows=3)
     off, records, slow = scanner.scan(bytearray(data), 0)
     assert (off, len(records), slow) == (gtid_at, 1, True)  # stopped at the GTID
+    assert scanner.big  # ... because the transaction is big (the coordinator streams it)
+    scanner.scan(bytearray(data[:gtid_at]), 0)  # only the first, small, transaction
+    assert not scanner.big  # reset by every scan
     ref, ref_end = run_events(data, checksum, tables)
     got, got_end = run_read(data, checksum, tables, max_rows=3)
     assert got_end == ref_end
