@@ -28,6 +28,7 @@ from applier import events as ev
 from applier import rowcodec as rc
 from applier import schema as s
 from applier.errors import DecodeError
+from tests.unit.binlog_encoders import enc_bitmap
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -784,26 +785,15 @@ def test_captured_mariadb_compressed_table_map():
 
 def rows_body(ncols: int, present: list[bool], images: list[bytes], present2: list[bool] | None = None,
               version: int = 2) -> bytes:
-    def bitmap(bits: list[bool]) -> bytes:
-        out = bytearray((len(bits) + 7) // 8)
-        for i, b in enumerate(bits):
-            if b:
-                out[i >> 3] |= 1 << (i & 7)
-        return bytes(out)
-
     head = (7).to_bytes(6, "little") + b"\x00\x00" + (b"\x02\x00" if version == 2 else b"")
-    body = head + bytes([ncols]) + bitmap(present)
+    body = head + bytes([ncols]) + enc_bitmap(present)
     if present2 is not None:
-        body += bitmap(present2)
+        body += enc_bitmap(present2)
     return body + b"".join(images)
 
 
 def image(nulls: list[bool], *values: bytes) -> bytes:
-    out = bytearray((len(nulls) + 7) // 8)
-    for i, n in enumerate(nulls):
-        if n:
-            out[i >> 3] |= 1 << (i & 7)
-    return bytes(out) + b"".join(values)
+    return enc_bitmap(nulls) + b"".join(values)
 
 
 PLAN = rc.RowPlan("d", "t", (

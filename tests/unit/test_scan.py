@@ -36,7 +36,7 @@ from applier.transactions import (
     py_unpack_payload,
     unpack_payload,
 )
-from tests.unit.test_native import enc_bitmap, enc_image, enc_packed_int, rows_body
+from tests.unit.binlog_encoders import enc_bitmap, enc_image, enc_packed_int, rows_body
 
 _scan = pytest.importorskip("applier.native._scan", reason="native scanner not built")
 
