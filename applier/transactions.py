@@ -58,7 +58,6 @@ class Transaction:
     table_maps: dict[int, bytes] = field(default_factory=dict)
     items: list[RowsEvent | Statement] = field(default_factory=list)
     rows: int = 0  # filled by the writeset stage
-    keys: tuple[int, ...] = ()  # filled by the writeset stage
     barrier: str = ""  # why this transaction must run alone ("" = parallel-safe)
     ticket: int = 0  # dispatch order number (the commit order with preserve_commit_order)
     payload: bytes = b""  # scanner transactions: table_maps + items, framed (see unpack_payload)
