@@ -254,12 +254,16 @@ class Coordinator:
             return None
         policy = self.cfg.apply.policy
         if policy == "writeset":
-            tkeys = self._tkeys.get(body)
-            if tkeys is None:
-                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self._weigher)
-            return scan_route(tkeys, table.plan)
+            return scan_route(self._table_keys(body, table), table.plan)
         extra = {"table": (table_key(db, table_name),), "database": (database_key(db),)}.get(policy, ())
         return scan_route(None, table.plan, extra)
+
+    def _table_keys(self, body: bytes, table) -> TableKeys:
+        """How to hash one TableMap's unique keys (cached until the next DDL)."""
+        tkeys = self._tkeys.get(body)
+        if tkeys is None:
+            tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self._weigher)
+        return tkeys
 
     def _on_records(self, records: list, file: str) -> None:
         """Whole transactions from the native scanner: (gtid, timestamp, end_pos,
@@ -337,9 +341,7 @@ class Coordinator:
             txn.barrier = reason
         policy = self.cfg.apply.policy
         if policy == "writeset" and not reason:
-            tkeys = self._tkeys.get(body)
-            if tkeys is None:
-                tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self._weigher)
+            tkeys = self._table_keys(body, table)
             txn.rows += event_keys(tkeys, table.plan, item.op, item.body, item.version, cur.keys)
         else:
             txn.rows += len(decode_keys(table.plan, item.op, item.body, item.version, frozenset()))
