@@ -1,7 +1,9 @@
 """mts-applier: a multi-threaded replica applier for MySQL and MariaDB.
 
-The data path, one module per stage: source -> transactions -> schema -> writeset ->
-scheduler -> workers -> target -> checkpoint. ``coordinator`` wires them together.
+Packages, from the bottom up: ``db`` (servers: connections, error codes, quoting,
+target table definitions), ``binlog`` (the format), ``pipeline`` (the data path, one
+stage per module), ``ops`` (preflight, status, check), ``harness`` (local servers,
+workloads, demo, bench). ``cli`` is the command line.
 """
 
 __version__ = "0.1.0"

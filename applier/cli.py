@@ -48,7 +48,7 @@ config_option = click.option("--config", "-c", "config_path", type=click.Path(di
 @click.option("--stop-at-end", is_flag=True, default=None, help="Exit once caught up with the source.")
 def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_gtid, stop_at_end) -> None:
     """Replicate: read the source binlog and apply it to the target."""
-    from .coordinator import Coordinator, install_signal_handlers
+    from .pipeline.coordinator import Coordinator, install_signal_handlers
 
     try:
         cfg = _load(config_path, workers=workers, policy=policy, batch_txns=batch_txns,
@@ -67,7 +67,7 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
 @config_option
 def status(config_path) -> None:
     """Applied position, source position and lag."""
-    from .status import read_status
+    from .ops.status import read_status
 
     try:
         st = read_status(_load(config_path))
@@ -82,7 +82,7 @@ def status(config_path) -> None:
 @click.option("--chunk-rows", type=int, default=1000, show_default=True)
 def check(config_path, databases, chunk_rows) -> None:
     """Compare every replicated table, source vs target, by chunked checksums."""
-    from .check import check as run_check
+    from .ops.check import check as run_check
 
     try:
         cfg = _load(config_path)
@@ -104,7 +104,7 @@ def check(config_path, databases, chunk_rows) -> None:
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 def demo(transactions, connections, workers, policy, keep) -> None:
     """Run everything on throwaway local servers: workload, apply, check, summary."""
-    from .demo import run_demo
+    from .harness.demo import run_demo
 
     try:
         result = run_demo(transactions, connections, workers, policy, keep, say=click.echo)
@@ -158,7 +158,7 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
     """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG."""
     from pathlib import Path
 
-    from .bench import BenchOptions, run_bench
+    from .harness.bench import BenchOptions, run_bench
 
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,

@@ -41,6 +41,12 @@ class TargetError(ApplierError):
     exit_code = 5
 
 
+class TargetLost(TargetError):
+    """The connection to the target broke (restart, network, killed): nothing of the open
+    transaction committed, or it committed with its checkpoint; ``applier run`` resumes
+    from the checkpoint, after reconnecting when it can."""
+
+
 class SchemaError(TargetError):
     """A table seen in the binlog is missing or different on the target."""
 

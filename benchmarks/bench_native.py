@@ -26,9 +26,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from applier import rowcodec as rc
-from applier import schema as s
-from applier.events import INSERT, UPDATE
+from applier.binlog import rowcodec as rc
+from applier.binlog import tablemap as s
+from applier.binlog.events import INSERT, UPDATE
+from applier.db import schema as dbs
 
 try:
     from applier.native._rowkeys import decode_keys as native_decode
@@ -78,8 +79,8 @@ def _rows_event(op: int, ncols: int, images: list[bytes]) -> bytes:
 def _plan(cols: list[tuple[int, int, bool, str | None]]) -> rc.RowPlan:
     tmap = s.TableMap(42, "bench", "t", tuple(c[0] for c in cols), tuple(c[1] for c in cols),
                       (True,) * len(cols), None)
-    columns = tuple(s.Column(f"c{i}", "x", c[2], c[3], None, True, False) for i, c in enumerate(cols))
-    return rc.build_plan(tmap, s.TableSchema("bench", "t", columns, (), False))
+    columns = tuple(dbs.Column(f"c{i}", "x", c[2], c[3], None, True, False) for i, c in enumerate(cols))
+    return rc.build_plan(tmap, dbs.TableSchema("bench", "t", columns, (), False))
 
 
 # -- tables -------------------------------------------------------------------------------

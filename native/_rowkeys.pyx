@@ -3,7 +3,7 @@
 """Native row-image decoder for the coordinator's writesets.
 
 ``decode_keys(plan, op, body, version, wanted)`` returns exactly what
-``applier.rowcodec.decode_rows`` returns for the same arguments (the pure-Python
+``applier.binlog.rowcodec.decode_rows`` returns for the same arguments (the pure-Python
 fallback, and the reference: tests/unit/test_native.py checks equality over random
 tables, rows and ``wanted`` sets). The coordinator only needs the key columns, so the
 common case is: skip unwanted columns by computing their lengths, decode a few int and
@@ -38,10 +38,10 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, strlen
 
-from applier import rowcodec as _rc
+from applier.binlog import rowcodec as _rc
 from applier.errors import DecodeError
-from applier.events import DELETE as _DELETE
-from applier.events import UPDATE as _UPDATE
+from applier.binlog.events import DELETE as _DELETE
+from applier.binlog.events import UPDATE as _UPDATE
 
 __all__ = ["decode_keys"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from applier import sandbox
 from applier.errors import ApplierError
+from applier.harness import sandbox
 
 _HERE = Path(__file__).parent
 # Directories whose tests need real servers; they get the ``integration`` marker.

@@ -4,17 +4,16 @@ keeps its own checkpoint schema, so tests sharing the servers do not interfere."
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from applier import config
-from applier.check import check
-from applier.coordinator import Coordinator
+from applier.harness.configfile import config_toml, render_toml  # noqa: F401 - for tests
+from applier.harness.sandbox import LocalMariadb
 from applier.metrics import Metrics
-from applier.sandbox import LocalMariadb
+from applier.ops.check import check
+from applier.pipeline.coordinator import Coordinator
 
 
 def make_config(
@@ -48,30 +47,6 @@ def assert_same(source: LocalMariadb, target: LocalMariadb, db: str) -> None:
     report = check(source.server_config(), target.server_config(), databases=(db,))
     assert report.ok, str(report)
     assert report.tables_checked > 0
-
-
-def _toml(value) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
-def render_toml(sections: dict[str, dict]) -> str:
-    """A config file's text from {section: {key: value}}."""
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-def config_toml(cfg: config.Config) -> str:
-    """The text of a config file that loads as ``cfg``."""
-    return render_toml({name: dataclasses.asdict(getattr(cfg, name)) for name in ("source", "target", "apply")})
 
 
 def proc_stats() -> Iterator[tuple[int, list[str]]]:

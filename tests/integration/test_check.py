@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from applier.check import WHOLE_TABLE, CheckReport, TableDiff, check
 from applier.errors import ConfigError, ConnectError
+from applier.ops.check import WHOLE_TABLE, CheckReport, TableDiff, check
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from applier import sandbox
 from applier.errors import BinlogPurgedError, ConfigError, ConnectError, SourceError, TargetError
+from applier.harness import sandbox
 from tests.support import assert_same
 from tests.support import render_toml as render
 

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from applier import checkpoint, config, sandbox, workload
-from applier.events import INSERT
-from applier.position import BinlogPosition
-from applier.rowcodec import build_plan, decode_rows
-from applier.schema import parse_table_map
-from applier.session import Session, Work
-from applier.source import BinlogSource, EndOfBinlog
-from applier.transactions import RowsEvent, TransactionBuilder
+from applier import config
+from applier.binlog.events import INSERT
+from applier.binlog.position import BinlogPosition
+from applier.binlog.rowcodec import build_plan, decode_rows
+from applier.binlog.tablemap import parse_table_map
+from applier.binlog.transactions import RowsEvent, TransactionBuilder
+from applier.db.schema import SchemaCache
+from applier.harness import sandbox, workload
+from applier.pipeline import checkpoint
+from applier.pipeline.messages import Work
+from applier.pipeline.planner import BatchPlanner
+from applier.pipeline.session import Session
+from applier.pipeline.source import DumpSource, EndOfBinlog
+from applier.pipeline.tables import TableCache
 from tests.support import assert_same, run_applier
 
 
@@ -36,7 +42,7 @@ def ledger_order(server: sandbox.LocalMariadb, start: tuple[str, int], db: str) 
     """Per transaction in ``server``'s binlog (in binlog = commit order), the
     (run, conn, seq) of its ledger inserts."""
     sc = server.server_config()
-    src = BinlogSource(config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
+    src = DumpSource(config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
                                            server_id=9999), "mariadb", non_blocking=True)
     src.open(BinlogPosition(*start))
     builder = TransactionBuilder()
@@ -109,7 +115,7 @@ def test_later_transaction_holding_a_lock_steps_aside(source, target, dbname):
     source.execute(f"UPDATE {dbname}.t SET v = 2 WHERE id = 1")
 
     sc = source.server_config()
-    src = BinlogSource(config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
+    src = DumpSource(config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
                                            server_id=9998), "mariadb", non_blocking=True)
     src.open(BinlogPosition(*first_update))
     builder, txns = TransactionBuilder(), []
@@ -138,7 +144,8 @@ def test_later_transaction_holding_a_lock_steps_aside(source, target, dbname):
 
     def apply(session: Session, txn) -> None:
         try:
-            session.apply_batch([Work([txn], 0, "", "", 0)], 3, 0.01, turn)
+            planner = BatchPlanner(TableCache(SchemaCache(target.connect())))
+            session.execute(planner.plan([Work([txn], 0, "", "", 0)]), 3, 0.01, turn)
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 

@@ -29,12 +29,13 @@ from pathlib import Path
 import MySQLdb
 import pytest
 
-from applier import checkpoint, workload
+from applier.binlog.position import BinlogPosition
 from applier.config import TargetConfig
 from applier.errors import WorkerDied
-from applier.position import BinlogPosition
-from applier.sandbox import LocalMariadb
-from applier.session import Session
+from applier.harness import workload
+from applier.harness.sandbox import LocalMariadb
+from applier.pipeline import checkpoint
+from applier.pipeline.session import Session
 from tests.support import assert_same, proc_stats, render_toml
 
 APPLIER = [sys.executable, "-m", "applier.cli"]

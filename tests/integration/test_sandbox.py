@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from applier import sandbox
 from applier.errors import ApplierError
+from applier.harness import sandbox
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from applier import config, sandbox, workload
-from applier.check import check
-from applier.coordinator import Coordinator
+from applier import config
+from applier.harness import sandbox, workload
+from applier.ops.check import check
+from applier.pipeline.coordinator import Coordinator
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from typing import Any
 
 import MySQLdb
 
-from applier.sandbox import LocalMariadb
-from applier.workload import run_threads
+from applier.harness.sandbox import LocalMariadb
+from applier.harness.workload import run_threads
 from tests.support import config_toml
 
 RETRY_CODES = (1213, 1205)  # the source itself may deadlock: retry like a client would

@@ -29,7 +29,7 @@ import MySQLdb
 import pytest
 
 from applier.config import POLICIES
-from applier.writeset import native_scan
+from applier.pipeline.writeset import native_scan
 from tests.scenarios.helpers import in_txn, rows, run_clients
 from tests.support import assert_same, make_config, run_applier
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import pytest
 
-from applier import rowcodec as rc
-from applier import schema
-from applier.writeset import KeyColumn, Weigher
+from applier.binlog import rowcodec as rc
+from applier.binlog import tablemap as schema
+from applier.db import schema as dbs
+from applier.pipeline.writeset import KeyColumn, Weigher
 
 COLLATIONS = ("utf8mb4_general_ci", "utf8mb4_unicode_ci", "utf8mb4_uca1400_ai_ci", "utf8mb4_bin",
               "latin1_swedish_ci")
@@ -42,10 +43,10 @@ KNOWN_GAPS = [
 ]
 
 
-def _canonical(col: schema.Column, text: str, weigher: Weigher | None = None) -> bytes:
+def _canonical(col: dbs.Column, text: str, weigher: Weigher | None = None) -> bytes:
     codec = rc.column_codec(schema.T_VARCHAR, 400, col)
     literal = codec.prefix + rc.escape(text.encode(col.charset == "latin1" and "cp1252" or "utf-8")) + b"'"
-    tbl = schema.TableSchema("d", "t", (col,), (), False)
+    tbl = dbs.TableSchema("d", "t", (col,), (), False)
     return KeyColumn(0, tbl, None, codec, weigher).canonical(literal)
 
 
@@ -62,7 +63,7 @@ def _check(source, a: str, b: str, weigher: Weigher | None = None) -> tuple[list
         if not eq:
             continue
         equal.append(coll)
-        col = schema.Column("v", "varchar", False, charset, coll, True, False)
+        col = dbs.Column("v", "varchar", False, charset, coll, True, False)
         try:
             ca, cb = _canonical(col, a, weigher), _canonical(col, b, weigher)
         except UnicodeEncodeError:
@@ -95,7 +96,7 @@ def test_target_weights_keep_different_values_apart(target):
     conn = target.connect()
     try:
         w = Weigher(conn)
-        col = schema.Column("v", "varchar", False, "utf8mb4", "utf8mb4_general_ci", True, False)
+        col = dbs.Column("v", "varchar", False, "utf8mb4", "utf8mb4_general_ci", True, False)
         assert _canonical(col, "abc", w) != _canonical(col, "abd", w)
         assert _canonical(col, "it's \\ \x00", w) == _canonical(col, "IT'S \\ \x00  ", w)
     finally:

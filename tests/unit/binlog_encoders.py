@@ -3,7 +3,7 @@ tests of the pure-Python fallback use them too)."""
 
 from __future__ import annotations
 
-from applier.events import UPDATE
+from applier.binlog.events import UPDATE
 
 
 def enc_packed_int(n: int) -> bytes:

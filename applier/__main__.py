@@ -1,0 +1,5 @@
+"""``python -m applier``: the command line."""
+
+from .cli import main
+
+main()

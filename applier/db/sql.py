@@ -1,0 +1,59 @@
+"""SQL text: identifiers, literals, and driver values back to text. The one home of
+quoting and escaping (the target's statements, checkpoints, check, preflight).
+
+Literals are built as bytes: every target session runs with the utf8mb4 client
+character set, in which no multibyte sequence contains a quote or backslash byte, so
+escaping arbitrary bytes this way is safe.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def quote_ident(name: str) -> bytes:
+    """`name` with backticks doubled, as bytes (for statements built as bytes)."""
+    return ("`" + name.replace("`", "``") + "`").encode()
+
+
+def quote_name(name: str) -> str:
+    """`name` with backticks doubled, as text."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def qualified(db: str, table: str) -> str:
+    """`db`.`table`."""
+    return f"{quote_name(db)}.{quote_name(table)}"
+
+
+def escape(data: bytes) -> bytes:
+    """Escape bytes for a quoted literal (client character set utf8mb4)."""
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    if b"'" in data:
+        data = data.replace(b"'", b"\\'")
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"\\0")
+    return data
+
+
+_ESCAPED = re.compile(rb"\\(.)", re.S)
+
+
+def unescape(body: bytes) -> bytes:
+    """Inverse of ``escape``."""
+    if b"\\" not in body:
+        return body
+    return _ESCAPED.sub(lambda m: b"\0" if m.group(1) == b"0" else m.group(1), body)
+
+
+def string_literal(text: str) -> bytes:
+    """'text' as a utf8mb4 literal."""
+    return b"'" + escape(text.encode()) + b"'"
+
+
+def text(value: object) -> str:
+    """A value from the driver as text: bytes (binary metadata) decoded, None as ''."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return "" if value is None else str(value)

@@ -1,0 +1,1 @@
+"""Not part of the applier: throwaway local servers, workloads, the demo and the benchmark."""

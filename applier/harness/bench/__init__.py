@@ -1,0 +1,317 @@
+"""`applier bench`: time catch-up of one backlog, native replica vs the applier.
+
+How (same backlog for every contender):
+
+1. Start a throwaway source and a *seed* target (``sandbox``). Create the tables on the
+   source (built-in ``workload.prepare`` or ``sysbench ... prepare``), copy them to the
+   seed with the applier itself, drop the seed's checkpoint schema, record the source
+   binlog position ``P0`` and stop the seed cleanly: its basedir is the snapshot.
+2. Generate the backlog on the source once (``P0`` .. ``P_end``).
+3. ``decode``: read the backlog with the coordinator's own stages (``decode``: source,
+   intake, dispatcher over a pool that acknowledges at once) and no target writes. That
+   is the coordinator's ceiling in transactions/s.
+4. Each contender gets a fresh copy of the snapshot (``cp -a`` of the basedir) and its
+   own ``mariadbd``, then catches up from ``P0``:
+
+   * native: ``CHANGE MASTER TO ... MASTER_LOG_FILE/POS = P0``, ``slave_parallel_threads``
+     and ``slave_parallel_mode``, ``START SLAVE``; timed from ``START SLAVE`` until
+     ``SHOW SLAVE STATUS`` has executed up to ``P_end`` (the IO thread fetches while the
+     SQL threads apply, like a real lagging replica).
+   * applier: ``applier run --stop-at-end`` as a subprocess (so its CPU and memory are
+     its own); the time is the applier's own ``seconds`` (from start-up, preflight and
+     worker spawn included, to caught up); CPU is user+sys of the process and its
+     workers (``RUSAGE_CHILDREN``), peak RSS the largest sum over its process tree
+     sampled every 0.2 s.
+
+   Then ``check`` compares source and target; every row of the table says if they match.
+
+TPS is always the backlog's transaction count (from the decode pass) divided by the
+contender's time, so every contender is measured against the same work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import MySQLdb
+
+from ... import config
+from ...binlog.position import BinlogPosition
+from ...errors import ApplierError
+from ...ops.check import check
+from ...pipeline.coordinator import Coordinator
+from .. import sandbox, workload
+from .contenders import (
+    apply_config,
+    fresh_target,
+    run_applier_process,
+    run_native,
+    server_cpu,
+    settle,
+)
+from .decode import DECODE_RUNS, measure_decode
+from .report import BenchReport, RunResult, write
+
+BUILTIN = {  # name -> (workload kind, connections)
+    "uniform": ("uniform", 8),
+    "hot": ("hot", 8),
+    "single": ("uniform", 1),  # one source connection: commit groups of one
+    "big": ("big", 4),
+}
+SYSBENCH = ("oltp_write_only", "oltp_insert")
+WORKLOADS = (*BUILTIN, *SYSBENCH)
+NATIVE_MODES = ("conservative", "optimistic")
+DB = "bench"
+SYSBENCH_DB = "sbtest"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    workload: str = "uniform"
+    transactions: int = 20_000
+    workers: tuple[int, ...] = (1, 4, 8)
+    policies: tuple[str, ...] = ("writeset",)
+    native_threads: tuple[int, ...] = (0, 4, 16)
+    native_modes: tuple[str, ...] = NATIVE_MODES
+    out: Path = Path("benchmarks/out")
+    tables: int = 8
+    rows: int = 50_000  # rows per table
+    durable: bool = True  # innodb_flush_log_at_trx_commit=1 on the timed targets (else 2)
+    sysbench_threads: int = 16  # source client threads of the sysbench workloads
+    timeout: float = 900.0  # per contender
+    keep: bool = False
+
+    @classmethod
+    def quick(cls, **kw: Any) -> BenchOptions:
+        base = {
+            "transactions": 2000,
+            "workers": (1, 4),
+            "native_threads": (0, 4),
+            "native_modes": ("optimistic",),
+            "tables": 4,
+            "rows": 1000,
+        }
+        base.update({k: v for k, v in kw.items() if v is not None})
+        return cls(**base)
+
+
+def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
+    runs: list[tuple[str, int, str]] = []
+    for n in opts.native_threads:
+        if n == 0:
+            runs.append(("native", 0, "serial"))
+        else:
+            runs += [("native", n, mode) for mode in opts.native_modes]
+    runs += [("applier", w, p) for p in opts.policies for w in opts.workers]
+    return runs
+
+
+def _label(kind: str, threads: int, mode: str) -> str:
+    if kind == "native":
+        return "native 1 thread" if threads == 0 else f"native {threads} {mode}"
+    return f"applier {threads} {mode}"
+
+
+def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchReport:
+    if opts.workload not in WORKLOADS:
+        raise ApplierError(f"unknown workload {opts.workload!r}; one of {', '.join(WORKLOADS)}")
+    for mode in opts.native_modes:
+        if mode not in NATIVE_MODES:
+            raise ApplierError(f"unknown native mode {mode!r}; one of {', '.join(NATIVE_MODES)}")
+    from tqdm import tqdm
+
+    plan = _plan(opts)
+    base = Path(tempfile.mkdtemp(prefix="mts-bench-"))
+    source = seed = None
+    db = SYSBENCH_DB if opts.workload in SYSBENCH else DB
+    bar = tqdm(total=len(plan) + 2, desc="setup", unit="run", disable=not progress, file=sys.stderr)
+    log = bar.write if progress else say
+    try:
+        # 1. source + seed snapshot
+        source = sandbox.make_source(base / "source")
+        seed = sandbox.make_target(base / "seed", name="seed")
+        source.start()
+        seed.start()
+        origin = source.binlog_position()
+        sc = source.server_config()
+        bar.set_description(f"prepare {opts.workload}")
+        if opts.workload in SYSBENCH:
+            source.execute(f"CREATE DATABASE {SYSBENCH_DB}")
+            _sysbench(opts.workload, source, opts, "prepare")
+        else:
+            rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
+            workload.prepare(sc, DB, tables=opts.tables, rows=rows)
+        p0 = source.binlog_position()
+        Coordinator(apply_config(source, seed, origin, workers=4)).run()
+        seed.execute(f"DROP DATABASE IF EXISTS {config.TargetConfig().checkpoint_schema}")
+        seed.stop()
+        snapshot = seed.basedir
+        # 2. the backlog
+        bar.set_description(f"backlog {opts.transactions} txns")
+        t0 = time.perf_counter()
+        if opts.workload in SYSBENCH:
+            _sysbench(
+                opts.workload,
+                source,
+                opts,
+                f"--threads={opts.sysbench_threads}",
+                f"--events={opts.transactions}",
+                "--time=0",
+                "--rand-seed=1",
+                "--report-interval=0",
+                "run",
+            )
+        else:
+            kind, conns = BUILTIN[opts.workload]
+            rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
+            workload.run(
+                sc, DB, kind, opts.transactions, conns, tables=opts.tables, rows=rows, big_rows=rows
+            )
+        gen_seconds = time.perf_counter() - t0
+        end = source.binlog_position()
+        settle(source)
+        bar.update(1)
+        # 3. decode ceiling
+        bar.set_description("decode")
+        decode = measure_decode(apply_config(source, source, p0, max(opts.workers), opts.policies[0]),
+                                "mariadb", BinlogPosition(*p0))
+        bar.update(1)
+        backlog = {
+            "workload": opts.workload,
+            "database": db,
+            "start": list(p0),
+            "end": list(end),
+            "transactions": decode["transactions"],
+            "rows": decode["rows"],
+            "binlog_bytes": end[1] - p0[1] if end[0] == p0[0] else None,
+            "source_seconds": round(gen_seconds, 2),
+            "source_tps": round(decode["transactions"] / gen_seconds, 1),
+        }
+        log(
+            f"backlog: {backlog['transactions']} transactions, {backlog['rows']} rows "
+            f"({p0[0]}:{p0[1]} .. {end[0]}:{end[1]}), made in {gen_seconds:.1f}s on the source"
+        )
+        log(f"decode only: {decode['tps']:,.0f} transactions/s (best of {DECODE_RUNS})")
+        report = BenchReport(
+            options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+            environment=_environment(opts),
+            backlog=backlog,
+            decode=decode,
+        )
+        # 4. contenders
+        for i, (kind, threads, mode) in enumerate(plan):
+            label = _label(kind, threads, mode)
+            bar.set_description(label)
+            r = _one_run(
+                opts, source, snapshot, base / f"run{i}", kind, threads, mode, p0, end, backlog, db
+            )
+            r.label = label
+            report.runs.append(r)
+            log(
+                f"{label}: {r.seconds:.2f}s, {r.tps:,.0f} TPS, check "
+                f"{'equal' if r.check_ok else r.error or r.check}"
+            )
+            bar.update(1)
+        native1 = next(
+            (r.tps for r in report.runs if r.contender == "native" and r.threads == 0 and r.tps),
+            None,
+        )
+        for r in report.runs:
+            r.ratio = round(r.tps / native1, 2) if native1 and r.tps else None
+        write(report, opts.out)
+        return report
+    finally:
+        bar.close()
+        for server in (seed, source):
+            if server is not None:
+                server.stop()
+        if not opts.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlog, db) -> RunResult:
+    r = RunResult(kind, "", threads, mode)
+    target = None
+    try:
+        target = fresh_target(snapshot, where, f"{kind}-{threads}", opts.durable)
+        tcpu0, scpu0 = server_cpu(target), server_cpu(source)
+        if kind == "native":
+            t0 = time.perf_counter()
+            r.seconds = run_native(source, target, p0, end, threads, mode, opts.timeout)
+            r.wall_seconds = time.perf_counter() - t0
+        else:
+            res = run_applier_process(
+                apply_config(source, target, p0, threads, mode), where, opts.timeout
+            )
+            r.seconds = float(res["summary"]["seconds"])
+            r.wall_seconds = res["wall"]
+            r.applier_cpu_s = round(res["cpu"], 2)
+            r.applier_peak_rss_mb = round(res["peak_rss"] / 2**20, 1)
+        r.target_cpu_s = round(server_cpu(target) - tcpu0, 2)
+        r.source_cpu_s = round(server_cpu(source) - scpu0, 2)
+        r.seconds = round(r.seconds, 3)
+        r.wall_seconds = round(r.wall_seconds, 3)
+        r.tps = round(backlog["transactions"] / r.seconds, 1)
+        r.rows_per_s = round(backlog["rows"] / r.seconds, 1)
+        rep = check(source.server_config(), target.server_config(), databases=(db,))
+        r.check_ok, r.check = rep.ok, str(rep)
+    except (ApplierError, MySQLdb.Error, OSError) as e:
+        r.error = str(e)[-2000:]
+    finally:
+        if target is not None:
+            target.stop()
+        shutil.rmtree(where, ignore_errors=True)
+    return r
+
+
+def _sysbench(test: str, server: sandbox.LocalMariadb, opts: BenchOptions, *args: str) -> None:
+    exe = shutil.which("sysbench")
+    if exe is None:
+        raise ApplierError(
+            "sysbench is not installed (apt-get install -y sysbench); "
+            f"use a built-in workload: {', '.join(BUILTIN)}"
+        )
+    cmd = [
+        exe,
+        test,
+        "--db-driver=mysql",
+        "--mysql-host=127.0.0.1",
+        f"--mysql-port={server.port}",
+        f"--mysql-user={server.user}",
+        f"--mysql-password={server.password}",
+        f"--mysql-db={SYSBENCH_DB}",
+        f"--tables={opts.tables}",
+        f"--table-size={opts.rows}",
+        *args,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise ApplierError(
+            f"sysbench {test} {args[-1]} failed:\n{(out.stdout + out.stderr)[-2000:]}"
+        )
+
+
+def _environment(opts: BenchOptions) -> dict[str, Any]:
+    try:
+        ver = subprocess.run(
+            [str(sandbox.find_mariadb_binaries()[0]), "--version"], capture_output=True, text=True
+        ).stdout.strip()
+    except (ApplierError, OSError):
+        ver = ""
+    return {
+        "cpus": os.cpu_count(),
+        "mariadbd": ver,
+        "python": sys.version.split()[0],
+        "innodb_flush_log_at_trx_commit": 1 if opts.durable else 2,
+        "note": "source, target(s) and applier share the same machine",
+    }
+
+

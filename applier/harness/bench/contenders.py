@@ -1,0 +1,198 @@
+"""The contenders of `applier bench`: the server's own replica and ``applier run``, each on a
+fresh copy of the snapshot, timed over the same backlog; and what they cost (CPU, RSS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import MySQLdb
+
+from ... import config
+from ...errors import ApplierError
+from .. import sandbox
+from ..configfile import config_toml
+
+_CLK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _proc_cpu(pid: int) -> float:
+    """user+sys seconds of one process (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK
+
+
+def server_cpu(server: sandbox.LocalMariadb) -> float:
+    proc = server._proc  # noqa: SLF001 - setpriv execs mariadbd, so this is its pid
+    return _proc_cpu(proc.pid) if proc is not None else 0.0
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def apply_config(
+    source: sandbox.LocalMariadb,
+    target: sandbox.LocalMariadb,
+    start: tuple[str, int],
+    workers: int = 1,
+    policy: str = "writeset",
+) -> config.Config:
+    sc, tc = source.server_config(), target.server_config()
+    return config.Config(
+        source=config.SourceConfig(
+            host=sc.host,
+            port=sc.port,
+            user=sc.user,
+            password=sc.password,
+            start_file=start[0],
+            start_pos=start[1],
+        ),
+        target=config.TargetConfig(host=tc.host, port=tc.port, user=tc.user, password=tc.password),
+        apply=config.ApplyConfig(workers=workers, policy=policy, stop_at_end=True),
+    )
+
+
+def fresh_target(snapshot: Path, where: Path, name: str, durable: bool) -> sandbox.LocalMariadb:
+    shutil.copytree(snapshot, where, symlinks=True)
+    options = sandbox.target_options()
+    if durable:
+        options["innodb_flush_log_at_trx_commit"] = "1"
+    server = sandbox.LocalMariadb(name, where, sandbox.free_port(), 2, False, options)
+    server.start()
+    os.sync()  # the copy's writeback must not compete with the timed run's redo flushes
+    return server
+
+
+def settle(source: sandbox.LocalMariadb, timeout: float = 120.0) -> None:
+    """Let the source write back the pages the backlog dirtied, so that no contender is
+    timed while it does (the first ones would pay for it in CPU and I/O)."""
+    (pct,) = source.query("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")[0]
+    source.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = source.query("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            if int(rows[0][1]) == 0:
+                break
+            time.sleep(0.5)
+    finally:
+        source.execute(f"SET GLOBAL innodb_max_dirty_pages_pct = {float(pct)}")
+    os.sync()
+
+
+def _slave_status(target: sandbox.LocalMariadb) -> dict[str, Any]:
+    cur = target._cached().cursor(MySQLdb.cursors.DictCursor)  # noqa: SLF001
+    try:
+        cur.execute("SHOW SLAVE STATUS")
+        row = cur.fetchone() or {}
+    finally:
+        cur.close()
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in row.items()}
+
+
+def run_native(
+    source: sandbox.LocalMariadb,
+    target: sandbox.LocalMariadb,
+    start: tuple[str, int],
+    end: tuple[str, int],
+    threads: int,
+    mode: str,
+    timeout: float,
+) -> float:
+    """Seconds from START SLAVE until the replica executed up to ``end``."""
+    target.execute(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+        "MASTER_LOG_FILE=%s, MASTER_LOG_POS=%s, MASTER_USE_GTID=no",
+        (source.port, source.user, source.password, start[0], start[1]),
+    )
+    target.execute(f"SET GLOBAL slave_parallel_threads = {int(threads)}")
+    target.execute("SET GLOBAL slave_parallel_mode = %s", (mode if threads else "conservative",))
+    started = time.perf_counter()
+    target.execute("START SLAVE")
+    deadline = started + timeout
+    while True:
+        st = _slave_status(target)
+        if (st.get("Relay_Master_Log_File"), int(st.get("Exec_Master_Log_Pos") or 0)) >= end:
+            seconds = time.perf_counter() - started
+            break
+        if st.get("Last_SQL_Errno") or st.get("Last_IO_Errno"):
+            raise ApplierError(
+                f"native replica stopped: {st.get('Last_SQL_Error') or st.get('Last_IO_Error')}"
+            )
+        if time.perf_counter() > deadline:
+            raise ApplierError(f"native replica not caught up after {timeout:g}s")
+        time.sleep(0.05)
+    target.execute("STOP SLAVE")
+    return seconds
+
+
+def run_applier_process(cfg: config.Config, workdir: Path, timeout: float) -> dict[str, Any]:
+    """``applier run --stop-at-end`` as a child; its summary, wall time, CPU and peak RSS."""
+    path = workdir / "applier.toml"
+    path.write_text(config_toml(cfg))
+    path.chmod(0o600)
+    cpu0 = _children_cpu()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "applier.cli", "run", "-c", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ApplierError(f"applier did not catch up within {timeout:g}s") from None
+    finally:
+        stop.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    cpu = _children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise ApplierError(f"applier run exited with {proc.returncode}: {err.strip()[-2000:]}")
+    summary = json.loads(out.strip().splitlines()[-1])
+    return {"summary": summary, "wall": wall, "cpu": cpu, "peak_rss": peak}
+
+

@@ -1,0 +1,153 @@
+"""Built-in workloads for the demo, tests and benchmarks (no sysbench needed).
+
+Tables are sysbench-like (``sbtestN``: id PK, k indexed, c CHAR(120), pad CHAR(60))
+plus ``n``, a counter every transaction increments, and ``ledger``, an insert-only
+table with one row per transaction: a transaction applied twice hits a duplicate key,
+one never applied leaves a row missing, so `check` shows either.
+
+Kinds: ``uniform`` (oltp_write_only-like: index update, non-index update, delete +
+re-insert), ``hot`` (all connections update the same few rows), ``insert`` (inserts
+only), ``big`` (uniform plus a few transactions of ``big_rows`` rows).
+Every loop is bounded by the transaction count.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import MySQLdb
+
+from ..config import ServerConfig
+from ..db import codes
+from ..db.connect import connect
+
+KINDS = ("uniform", "hot", "insert", "big")
+
+
+def _filler(rng: random.Random, n: int) -> str:
+    return "-".join(f"{rng.randrange(10**11):011d}" for _ in range(n // 12))[:n]
+
+
+def prepare(server: ServerConfig, db: str, tables: int = 4, rows: int = 1000, seed: int = 1) -> None:
+    conn = connect(server, "source")
+    cur = conn.cursor()
+    rng = random.Random(seed)
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    for t in range(1, tables + 1):
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS `{db}`.sbtest{t} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+            "k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', "
+            "n INT NOT NULL DEFAULT 0, KEY k_1 (k)) ENGINE=InnoDB"
+        )
+        for start in range(1, rows + 1, 500):
+            values = [
+                (i, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60))
+                for i in range(start, min(rows, start + 499) + 1)
+            ]
+            cur.executemany(f"INSERT INTO `{db}`.sbtest{t} (id, k, c, pad) VALUES (%s, %s, %s, %s)", values)
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS `{db}`.ledger (run INT NOT NULL, conn INT NOT NULL, seq INT NOT NULL, "
+        "PRIMARY KEY (run, conn, seq)) ENGINE=InnoDB"
+    )
+    conn.close()
+
+
+@dataclass(frozen=True)
+class WorkloadResult:
+    transactions: int
+    seconds: float
+
+
+def run(
+    server: ServerConfig,
+    db: str,
+    kind: str = "uniform",
+    transactions: int = 1000,
+    connections: int = 4,
+    tables: int = 4,
+    rows: int = 1000,
+    big_rows: int = 20_000,
+    seed: int = 1,
+) -> WorkloadResult:
+    """Run ``transactions`` in total over ``connections`` threads."""
+    import time
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown workload {kind!r}; one of {', '.join(KINDS)}")
+    per = [transactions // connections + (1 if i < transactions % connections else 0) for i in range(connections)]
+    started = time.monotonic()
+    run_id = random.SystemRandom().randrange(2**31)  # ledger rows of different runs never collide
+    run_threads(
+        lambda idx: _client(server, db, kind, run_id, idx, per[idx], tables, rows, big_rows,
+                            random.Random(seed * 1000 + idx)),
+        connections,
+    )
+    return WorkloadResult(transactions, time.monotonic() - started)
+
+
+def run_threads(target: Callable[[int], None], count: int,
+                on_error: Callable[[], None] | None = None) -> None:
+    """Run ``target(i)`` for i in range(count) on as many threads; re-raise the first
+    error (``on_error`` runs in the failing thread, e.g. to release the others)."""
+    errors: list[BaseException] = []
+
+    def main(idx: int) -> None:
+        try:
+            target(idx)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            errors.append(e)
+            if on_error is not None:
+                on_error()
+
+    threads = [threading.Thread(target=main, args=(i,), name=f"client-{i}") for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _client(server, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
+    conn = connect(server, "source", autocommit=False)
+    try:
+        _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng)
+    finally:
+        conn.close()  # an error must not leave an open transaction holding row locks
+
+
+def _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
+    cur = conn.cursor()
+    q = f"`{db}`"
+    for seq in range(count):
+        state = rng.getstate()
+        for attempt in range(20):  # the source itself may deadlock: retry like a client would
+            try:
+                t = rng.randrange(1, tables + 1)
+                table = f"{q}.sbtest{t}"
+                if kind == "hot":
+                    for _ in range(2):
+                        cur.execute(f"UPDATE {table} SET n = n + 1, k = k + 1 WHERE id = %s", (rng.randrange(1, 4),))
+                elif kind == "insert":
+                    cur.execute(f"INSERT INTO {table} (k, c, pad) VALUES (%s, %s, %s)",
+                                (rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
+                else:
+                    cur.execute(f"UPDATE {table} SET k = k + 1, n = n + 1 WHERE id = %s", (rng.randrange(1, rows + 1),))
+                    cur.execute(f"UPDATE {table} SET c = %s WHERE id = %s", (_filler(rng, 120), rng.randrange(1, rows + 1)))
+                    rid = rng.randrange(1, rows + 1)
+                    cur.execute(f"DELETE FROM {table} WHERE id = %s", (rid,))
+                    cur.execute(f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
+                                (rid, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
+                    if kind == "big" and seq % max(1, count // 2) == 0:
+                        cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id <= %s", (big_rows,))
+                cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s, %s)", (run_id, idx, seq))
+                conn.commit()
+                break
+            except MySQLdb.OperationalError as e:
+                conn.rollback()
+                if codes.code_of(e) not in codes.RETRYABLE or attempt == 19:
+                    raise
+                rng.setstate(state)

@@ -1,0 +1,1 @@
+"""What a DBA runs besides ``applier run``: preflight checks, status, check."""

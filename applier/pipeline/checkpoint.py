@@ -1,0 +1,177 @@
+"""Checkpoints on the target, committed in the same transaction as the data.
+
+Design (exactly-once with N workers committing out of order):
+
+* The coordinator numbers transactions in source order and tracks the *watermark*
+  W: the end position of the longest prefix of transactions that have all committed
+  (``Watermark``). It learns of commits from worker acknowledgements, so its W is
+  never ahead of the truth. Every batch sent to a worker carries the current W.
+* Worker k owns row k of ``<schema>.checkpoint`` and updates it in the same target
+  transaction as each batch: ``watermark`` = the W it was handed, ``done`` = the end
+  positions of its own committed transactions beyond that W (a short list: at most
+  what is in flight). Row 0 belongs to the coordinator's serial (barrier) path.
+  One row per worker, never a row all workers update: that row would serialise them.
+* Recovery: W* = the highest watermark over all rows (each was true when written and
+  W only grows). A transaction ending after W* that committed is in its worker's row:
+  it was written with it, and later writes of that row only drop entries at or below
+  their own W, which is <= W*. So: resume reading at W*, and skip exactly the
+  transactions whose end positions are in the union of ``done`` lists beyond W*.
+* DDL cannot share a transaction with the checkpoint (it commits implicitly), so row
+  0 records ``ddl_pending`` = the DDL's end position before running it. After a crash,
+  that single statement is re-run tolerating "already exists / already gone" errors.
+
+Positions are ``BinlogPosition.ordinal`` ints (file number << 32 | offset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..binlog.position import BinlogPosition
+from ..db.sql import escape, quote_ident
+
+COORDINATOR_ROW = 0
+
+
+def _esc(text: str) -> bytes:
+    return escape(text.encode())
+
+
+def ddl(schema: str) -> list[bytes]:
+    s = quote_ident(schema)
+    return [
+        b"CREATE DATABASE IF NOT EXISTS " + s,
+        b"CREATE TABLE IF NOT EXISTS " + s + b".checkpoint ("
+        b" worker INT UNSIGNED NOT NULL PRIMARY KEY,"
+        b" watermark BIGINT UNSIGNED NOT NULL,"
+        b" watermark_file VARCHAR(512) NOT NULL,"
+        b" watermark_gtid VARCHAR(512) NOT NULL DEFAULT '',"
+        b" done MEDIUMTEXT NOT NULL,"
+        b" last_gtid VARCHAR(512) NOT NULL DEFAULT '',"
+        b" ddl_pending BIGINT UNSIGNED NOT NULL DEFAULT 0,"
+        b" transactions BIGINT UNSIGNED NOT NULL DEFAULT 0,"
+        b" source_timestamp INT UNSIGNED NOT NULL DEFAULT 0,"
+        b" updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"
+        b") ENGINE=InnoDB",
+    ]
+
+
+def ensure_table(conn, schema: str) -> None:
+    for sql in ddl(schema):
+        conn.query(sql)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Where to resume and what to skip."""
+
+    start: BinlogPosition | None  # None: no checkpoint yet
+    gtid: str
+    done: frozenset[int]  # end ordinals committed beyond start
+    ddl_pending: int  # end ordinal of a DDL that may or may not have run
+    applied_transactions: int
+
+
+def load(conn, schema: str) -> Recovery:
+    cur = conn.cursor()
+    cur.execute(
+        b"SELECT worker, watermark, watermark_file, watermark_gtid, done, ddl_pending, transactions "
+        b"FROM " + quote_ident(schema) + b".checkpoint"
+    )
+    rows = cur.fetchall()
+    cur.close()
+    if not rows:
+        return Recovery(None, "", frozenset(), 0, 0)
+    best = max(rows, key=lambda r: int(r[1]))
+    w = int(best[1])
+    done: set[int] = set()
+    for r in rows:
+        text = r[4].decode() if isinstance(r[4], bytes) else r[4]
+        done.update(int(x) for x in text.split(",") if x and int(x) > w)
+    ddl_pending = max(int(r[5]) for r in rows)
+    file = best[2].decode() if isinstance(best[2], bytes) else best[2]
+    gtid = best[3].decode() if isinstance(best[3], bytes) else best[3]
+    total = sum(int(r[6]) for r in rows)
+    return Recovery(BinlogPosition(file, w & 0xFFFFFFFF), gtid, frozenset(done),
+                    ddl_pending if ddl_pending > w else 0, total)
+
+
+class CheckpointRow:
+    """One worker's row: builds the UPDATE that rides in each batch's transaction."""
+
+    def __init__(self, schema: str, worker: int) -> None:
+        self.table = quote_ident(schema) + b".checkpoint"
+        self.worker = worker
+        self.done: list[int] = []
+
+    def insert_if_missing(self, conn, start: BinlogPosition | None) -> None:
+        ordinal = start.ordinal if start else 0
+        file = start.file if start else ""
+        conn.query(
+            b"INSERT IGNORE INTO " + self.table + b" (worker, watermark, watermark_file, done) VALUES ("
+            + str(self.worker).encode() + b"," + str(ordinal).encode() + b",'"
+            + _esc(file) + b"','')"
+        )
+        conn.commit()
+
+    def resume(self, conn) -> None:
+        """Take over the ``done`` entries a previous run left in this row. Those beyond
+        the recovered watermark are what recovery skips: the next UPDATE of the row must
+        keep them until a watermark passes them, or a crash before that would make the
+        following recovery apply those transactions a second time."""
+        cur = conn.cursor()
+        cur.execute(b"SELECT done FROM " + self.table + b" WHERE worker=" + str(self.worker).encode())
+        row = cur.fetchone()
+        cur.close()
+        conn.commit()
+        text = (row[0].decode() if isinstance(row[0], bytes) else row[0]) if row else ""
+        self.done = [int(x) for x in text.split(",") if x]
+
+    def statement(self, watermark: int, watermark_file: str, watermark_gtid: str,
+                  committed: list[int], last_gtid: str, txns: int, timestamp: int,
+                  ddl_pending: int = 0) -> bytes:
+        """The UPDATE for a batch whose transactions end at ``committed``. Entries at or
+        below the watermark are dropped: recovery never needs them."""
+        done = [o for o in self.done if o > watermark]
+        done.extend(o for o in committed if o > watermark)
+        self._pending = done
+        return (
+            b"UPDATE " + self.table + b" SET watermark=" + str(watermark).encode()
+            + b",watermark_file='" + _esc(watermark_file)
+            + b"',watermark_gtid='" + _esc(watermark_gtid)
+            + b"',done='" + ",".join(map(str, done)).encode()
+            + b"',last_gtid='" + _esc(last_gtid)
+            + b"',ddl_pending=" + str(ddl_pending).encode()
+            + b",transactions=transactions+" + str(txns).encode()
+            + b",source_timestamp=" + str(timestamp).encode()
+            + b" WHERE worker=" + str(self.worker).encode()
+        )
+
+    def committed(self) -> None:
+        """Call after the batch's COMMIT succeeded."""
+        self.done = self._pending
+
+
+class Watermark:
+    """The end position of the longest fully committed prefix of transactions."""
+
+    def __init__(self, start: BinlogPosition | None, gtid: str = "") -> None:
+        self.ordinal = start.ordinal if start else 0
+        self.file = start.file if start else ""
+        self.gtid = gtid
+        self._next = 1  # seq expected to complete next
+        self._pending: dict[int, tuple[int, str, str] | None] = {}  # seq -> (end, file, gtid) when done
+        self._ends: dict[int, tuple[int, str, str]] = {}
+
+    def register(self, seq: int, ordinal: int, file: str, gtid: str) -> None:
+        self._ends[seq] = (ordinal, file, gtid)
+
+    def done(self, seq: int) -> None:
+        self._pending[seq] = self._ends.pop(seq)
+        while self._next in self._pending:
+            end = self._pending.pop(self._next)
+            assert end is not None
+            self.ordinal, self.file, gtid = end
+            if gtid:
+                self.gtid = gtid
+            self._next += 1

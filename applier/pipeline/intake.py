@@ -1,0 +1,277 @@
+"""Intake: what the source sends -> whole transactions with their keys, as plain items.
+
+The reader (``source.DumpSource``) offers bytes; the native scanner (native/_scan.pyx)
+turns the common transaction (GTID, TableMaps, rows events, XID) into one record with
+its keys straight from them, and everything else (DDL, Rotate, heartbeats, filtered or
+barrier tables, big transactions) goes event by event through ``TransactionBuilder``
+and ``writeset``, from the start of its transaction: a transaction is never half native,
+half Python. The coordinator gets, in source order:
+
+* ``Routed(txn, keys)``: a whole transaction for the workers (no items left: filtered);
+* ``Barrier(txn)``: a whole transaction to apply alone (DDL, foreign keys, no key);
+* ``Stream(txn, items, first)`` ... ``StreamEnd(txn)``: a transaction above
+  ``big_txn_rows`` rows, handed over as it is read (never held whole);
+* ``IDLE``: nothing more to read right now.
+
+Reading never calls back into dispatch: the intake only yields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..binlog import events as ev
+from ..binlog.native import decode_rows, scan
+from ..binlog.tablemap import table_of_map
+from ..binlog.transactions import (
+    RowsEvent,
+    Statement,
+    Transaction,
+    TransactionBuilder,
+    statement_databases,
+)
+from ..config import ApplyConfig
+from .tables import Table, TableCache
+from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, table_key
+
+IDLE_SECONDS = 0.25  # while the source is quiet: how often the coordinator gets IDLE
+
+
+@dataclass(slots=True)
+class Routed:
+    txn: Transaction
+    keys: set[int]
+
+
+@dataclass(slots=True)
+class Barrier:
+    txn: Transaction
+
+
+@dataclass(slots=True)
+class Stream:
+    txn: Transaction
+    items: list[RowsEvent | Statement]
+    first: bool = False
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    txn: Transaction
+
+
+class Idle:
+    def __repr__(self) -> str:
+        return "IDLE"
+
+
+IDLE = Idle()
+Item = Routed | Barrier | Stream | StreamEnd | Idle
+
+
+class Filter:
+    """Which databases are replicated ([apply] databases / ignore_databases; the
+    checkpoint schema never)."""
+
+    def __init__(self, apply: ApplyConfig, checkpoint_schema: str) -> None:
+        self.only = frozenset(apply.databases)
+        self.ignored = frozenset((*apply.ignore_databases, checkpoint_schema))
+
+    def allowed(self, db: str) -> bool:
+        return db not in self.ignored and (not self.only or db in self.only)
+
+
+@dataclass(slots=True)
+class _Current:
+    """Per-transaction state while its events arrive (Python path)."""
+
+    txn: Transaction
+    keys: set[int] = field(default_factory=set)
+    streaming: bool = False
+    after_statement: bool = False  # rows follow a statement: CREATE TABLE ... SELECT
+
+
+class Intake:
+    def __init__(self, apply: ApplyConfig, filter_: Filter, tables: TableCache,
+                 weigher: Weigher | None) -> None:
+        self.cfg = apply
+        self.filter = filter_
+        self.tables = tables
+        self.weigher = weigher
+        self.builder = TransactionBuilder()
+        self.scanned = 0  # transactions the native scanner read
+        self._tkeys: dict[bytes, TableKeys] = {}
+        self._cur: _Current | None = None
+        self._scanner = None
+        self._big_ahead = False  # the next rows event starts a transaction known to be big
+
+    @property
+    def partial(self) -> bool:
+        """A transaction is partly read."""
+        return not self.builder.at_boundary()
+
+    def forget_tables(self) -> None:
+        """After DDL: table definitions (and the scanner's routes) are stale."""
+        self._tkeys.clear()
+        if self._scanner is not None:
+            self._scanner.forget_tables()
+
+    def abandon(self) -> None:
+        """Forget a partly read transaction (the connection broke)."""
+        self._cur = None
+        self._big_ahead = False
+        self.builder.reset()
+
+    # -- the read loop ----------------------------------------------------------------------
+
+    def items(self, reader) -> Iterator[Item]:
+        """Items from one reader (one connection) until it ends or raises."""
+        scanner = None
+        if scan is not None and self.cfg.native_scan:
+            scanner = scan.Scanner(self._scan_route, checksum=reader.checksum,
+                                   max_rows=self.cfg.big_txn_rows)
+        self._scanner = scanner
+        python = scanner is None
+        builder = self.builder
+        while True:
+            if python:
+                e = reader.next_event()
+                if e is None:
+                    yield from self._wait(reader)
+                    continue
+                yield from self._on_event(e, reader.file)
+                python = scanner is None or not builder.at_boundary()
+                continue
+            off, records, python = scanner.scan(reader.buf, reader.off)
+            reader.off = off
+            if records:
+                builder.file = reader.file
+                self.scanned += len(records)
+                whole = builder.whole
+                for gtid, timestamp, end_pos, payload, keys, rows in records:
+                    yield Routed(whole(gtid, timestamp, end_pos, payload, rows), keys)
+            if python:
+                self._big_ahead = scanner.big
+            else:  # the buffer ends inside a packet or a transaction
+                yield from self._wait(reader)
+
+    @staticmethod
+    def _wait(reader) -> Iterator[Item]:
+        if reader.fill(0):
+            return
+        yield IDLE
+        while not reader.fill(IDLE_SECONDS):
+            yield IDLE
+
+    # -- the Python path -------------------------------------------------------------------
+
+    def _on_event(self, e: ev.Event, file: str) -> Iterator[Item]:
+        builder = self.builder
+        done = builder.add(e, file)
+        t = e.type
+        if t in ev.ROWS_EVENTS:
+            txn = builder.current
+            assert txn is not None
+            cur = self._cur
+            if cur is None or cur.txn is not txn:
+                cur = self._cur = _Current(txn, after_statement=txn.is_ddl)
+            yield from self._on_rows(cur, txn.items[-1])  # type: ignore[arg-type]
+        elif done is not None:
+            cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done)
+            self._cur = None
+            self._big_ahead = False
+            yield self._whole(cur)
+        elif t == ev.QUERY and self._cur is not None and self._cur.streaming:
+            # SAVEPOINT / ROLLBACK TO inside a streamed transaction: applied in place
+            txn = self._cur.txn
+            stmt = txn.items.pop()
+            if any(self.filter.allowed(d) for d in statement_databases(stmt)):  # type: ignore[arg-type]
+                yield Stream(txn, [stmt])
+        elif t == ev.HEARTBEAT:
+            yield IDLE
+
+    def _on_rows(self, cur: _Current, item: RowsEvent) -> Iterator[Item]:
+        txn = cur.txn
+        body = txn.table_maps[item.table_id]
+        db, _ = table_of_map(body)
+        if not self.filter.allowed(db):
+            txn.items.pop()
+            return
+        if cur.streaming:
+            txn.items.pop()
+            yield Stream(txn, [item])
+            return
+        if self._big_ahead and not cur.after_statement:
+            # the scanner already counted more than big_txn_rows rows in this transaction:
+            # stream it from here instead of hashing rows until the threshold says so
+            self._big_ahead = False
+            yield self._begin_streaming(cur)
+            return
+        if cur.after_statement:
+            # CREATE TABLE ... SELECT: the new table's rows share the statement's
+            # transaction and the table is not on the target before the statement ran
+            # there, so no lookup (nor streaming): the serial path applies it in order
+            return
+        table = self.tables.get(body)
+        reason = table.schema.barrier_reason
+        if reason and not txn.barrier:
+            txn.barrier = reason
+        policy = self.cfg.policy
+        if policy == "writeset" and not reason:
+            txn.rows += event_keys(self._table_keys(body, table), table.plan, item.op, item.body,
+                                   item.version, cur.keys)
+        else:
+            txn.rows += len(decode_rows(table.plan, item.op, item.body, item.version, frozenset()))
+            if policy == "table":
+                cur.keys.add(table_key(table.tmap.db, table.tmap.table))
+            elif policy == "database":
+                cur.keys.add(database_key(table.tmap.db))
+        if txn.rows > self.cfg.big_txn_rows:
+            yield self._begin_streaming(cur)
+
+    def _begin_streaming(self, cur: _Current) -> Stream:
+        """From here the transaction goes to the coordinator as it is read: what was read
+        of it so far now, the rest as it arrives."""
+        cur.streaming = True
+        txn = cur.txn
+        items, txn.items = txn.items, []
+        txn.rows = 0  # counted again as they are applied
+        return Stream(txn, items, first=True)
+
+    def _whole(self, cur: _Current) -> Item:
+        txn = cur.txn
+        if cur.streaming:
+            return StreamEnd(txn)
+        allowed = self.filter.allowed
+        txn.items = [
+            i for i in txn.items
+            if isinstance(i, RowsEvent) or any(allowed(d) for d in statement_databases(i))
+        ]
+        if txn.items and (txn.is_ddl or txn.barrier):
+            return Barrier(txn)
+        return Routed(txn, cur.keys)
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def _scan_route(self, body: bytes):
+        """The native scanner met a TableMap: how to key its rows events, or None to
+        leave its transactions to the Python path (filtered tables, barriers)."""
+        db, table_name = table_of_map(body)
+        if not self.filter.allowed(db):
+            return None
+        table = self.tables.get(body)
+        if table.schema.barrier_reason:
+            return None
+        policy = self.cfg.policy
+        if policy == "writeset":
+            return scan_route(self._table_keys(body, table), table.plan)
+        extra = {"table": (table_key(db, table_name),), "database": (database_key(db),)}.get(policy, ())
+        return scan_route(None, table.plan, extra)
+
+    def _table_keys(self, body: bytes, table: Table) -> TableKeys:
+        """How to hash one TableMap's unique keys (cached until the next DDL)."""
+        tkeys = self._tkeys.get(body)
+        if tkeys is None:
+            tkeys = self._tkeys[body] = TableKeys(table.schema, table.plan, self.weigher)
+        return tkeys

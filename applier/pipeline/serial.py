@@ -1,0 +1,158 @@
+"""The serial path: transactions the coordinator applies itself, alone, on its own target
+session (checkpoint row 0), after the workers have drained.
+
+* barriers (tables with foreign keys or without a usable key): planned like a worker
+  batch and committed through the one apply path (``Session.execute``, with retries);
+* DDL: cannot share a transaction with the checkpoint (it commits implicitly), so row 0
+  first records it as pending (``ddl_pending``); after a crash that one statement is
+  re-run tolerating "already exists / already gone" errors;
+* big transactions, streamed: their rows are applied as they are read, inside one open
+  target transaction, never held whole in memory; committed with row 0 at the end (not
+  retried: what was read is gone);
+* ``record``: row 0 takes the watermark when the applier has caught up or stops
+  cleanly, so the checkpoint says exactly where the target is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import MySQLdb
+
+from ..binlog.transactions import RowsEvent, Transaction
+from ..config import ApplyConfig
+from ..db import codes
+from ..errors import ApplierError, TargetError
+from .checkpoint import Watermark
+from .compaction import NetChanges
+from .messages import Work
+from .planner import BatchPlanner, Planner
+from .session import Session, lost
+from .tables import TableCache
+
+log = logging.getLogger(__name__)
+
+
+class SerialApplier:
+    def __init__(self, session: Session, tables: TableCache, watermark: Watermark,
+                 apply: ApplyConfig, *, ddl_pending: int = 0, turn=None) -> None:
+        self.session = session
+        self.tables = tables
+        self.watermark = watermark
+        self.apply_cfg = apply
+        self.turn = turn  # preserve_commit_order: set to a serial transaction's ticket
+        self._ddl_pending = ddl_pending  # a DDL that may have run before a crash
+        self._batches = BatchPlanner(tables)
+        self._direct = Planner(session.executor, tables)
+        self._net: NetChanges | None = None  # the streamed transaction's compaction buffer
+        self._recorded = watermark.ordinal
+
+    # -- whole transactions --------------------------------------------------------------
+
+    def apply(self, txn: Transaction) -> bool:
+        """Apply a barrier or DDL transaction and commit it with row 0; True when it
+        changed the schema (cached table definitions are stale)."""
+        if txn.is_ddl:
+            self._ddl(txn)
+            return True
+        batch = self._batches.plan([self._work(txn)])
+        a = self.apply_cfg
+        self.session.execute(batch, a.retries, a.retry_backoff_seconds, self.turn)
+        txn.rows = batch.rows
+        self._recorded = txn.end_ordinal
+        return False
+
+    def _work(self, txn: Transaction) -> Work:
+        """The transaction as a message whose watermark is its own end: everything before
+        it has committed (drained), so once it commits the watermark is there."""
+        gtid = txn.gtid or self.watermark.gtid
+        return Work([txn], txn.end_ordinal, txn.file, gtid, 0)
+
+    def _ddl(self, txn: Transaction) -> None:
+        s = self.session
+        rerun = txn.end_ordinal == self._ddl_pending
+        w = self.watermark
+        try:
+            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, 0, txn.end_ordinal))
+            s.conn.commit()
+            for item in txn.items:
+                if isinstance(item, RowsEvent):  # CREATE TABLE ... SELECT: after its statement
+                    txn.rows += self._direct.items(txn.table_maps, [item])
+                    continue
+                try:
+                    self._direct.items(txn.table_maps, [item])
+                except TargetError as e:
+                    if rerun and any(f"error {c}:" in str(e) for c in codes.DDL_ALREADY_DONE):
+                        log.warning("DDL already applied before the restart, continuing: %s", e)
+                    else:
+                        raise
+            self._commit_row0(txn)
+        except MySQLdb.Error as e:
+            raise self._error(e, txn) from None
+        self.tables.invalidate()
+
+    # -- streamed big transactions ---------------------------------------------------------
+
+    def stream_begin(self, txn: Transaction) -> None:
+        """Start applying a big transaction (the workers are drained)."""
+        log.info("transaction above big_txn_rows=%d rows: streaming it", self.apply_cfg.big_txn_rows)
+        self._net = self._direct.new_net()
+
+    def stream(self, txn: Transaction, items: list) -> int:
+        """More of the streamed transaction (rows events, SAVEPOINT statements)."""
+        try:
+            return self._direct.items(txn.table_maps, items, self._net)
+        except MySQLdb.Error as e:
+            raise self._error(e, txn) from None
+
+    def stream_end(self, txn: Transaction) -> None:
+        assert self._net is not None
+        try:
+            self._net.flush()
+            self._net = None
+            self._commit_row0(txn)
+        except MySQLdb.Error as e:
+            raise self._error(e, txn) from None
+
+    def abandon(self) -> None:
+        """Forget a partly applied streamed transaction (the source connection broke)."""
+        if self._net is not None:
+            self._net = None
+            with contextlib.suppress(MySQLdb.Error):
+                self.session.conn.rollback()
+
+    # -- position ----------------------------------------------------------------------------
+
+    def record(self) -> None:
+        """Row 0 takes the watermark, if it moved since row 0 was last written (workers'
+        rows hold the watermark of when their last batch was sent)."""
+        w = self.watermark
+        if w.ordinal == self._recorded or not w.ordinal:
+            return
+        s = self.session
+        try:
+            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, 0))
+            s.conn.commit()
+        except MySQLdb.Error as e:
+            raise self._error(e, None) from None
+        self._recorded = w.ordinal
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _commit_row0(self, txn: Transaction) -> None:
+        s, w = self.session, self.watermark
+        s.conn.query(s.row.statement(txn.end_ordinal, txn.file, txn.gtid or w.gtid, [], txn.gtid,
+                                     1, txn.timestamp))
+        s.conn.commit()
+        if self.turn is not None:  # drained: every earlier ticket has committed
+            self.turn.value = txn.ticket
+        self._recorded = txn.end_ordinal
+
+    def _error(self, e: MySQLdb.Error, txn: Transaction | None) -> ApplierError:
+        with contextlib.suppress(MySQLdb.Error):
+            self.session.conn.rollback()
+        what = f"transaction {txn.gtid or txn.seq}" if txn is not None else "the checkpoint"
+        if codes.code_of(e) in codes.GONE:
+            return lost(e, f"applying {what}")
+        return TargetError(f"target error applying {what}: {codes.code_of(e)}: {codes.message_of(e)}")

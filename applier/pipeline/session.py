@@ -1,0 +1,203 @@
+"""A target session: one connection, its checkpoint row, and the one place that runs a
+planned batch on the target.
+
+``Executor`` runs statements on the connection and checks each one's affected-row count
+(a missing row or a duplicate means the target has diverged). ``Session.execute`` runs
+a ``PlannedBatch`` with the session's checkpoint row in one target transaction and is
+the only retry loop of the applier: a deadlock or lock-wait timeout rolls the whole
+transaction back and runs it again (its statements do not depend on what the target
+holds; only the checkpoint row does, and it is rebuilt), up to ``retries`` times with
+exponential backoff. Workers and the coordinator's serial path both commit through it.
+
+With ``preserve_commit_order`` a batch holds consecutive tickets and commits only once
+the ticket before its first has committed (``turn``, a shared counter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import MySQLdb
+
+from ..binlog.transactions import Statement, is_database_statement
+from ..config import TargetConfig
+from ..db import codes
+from ..db.connect import connect
+from ..db.sql import quote_ident
+from ..errors import ApplierError, SchemaError, TargetError, TargetLost
+from .checkpoint import COORDINATOR_ROW, CheckpointRow
+from .planner import FK_CHECKS, SESSION_STATEMENT, STATEMENT, PlannedBatch
+
+ORDER_ROLLBACK_SECONDS = 1.0  # waiting this long for our turn: assume we block an earlier one
+ORDER_GIVE_UP_SECONDS = 3600.0
+
+SESSION_SETUP = (
+    "SET NAMES utf8mb4",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+)
+
+
+def lost(e: MySQLdb.Error, what: str) -> TargetLost:
+    return TargetLost(f"lost the connection to the target {what} ({codes.code_of(e)}: "
+                      f"{codes.message_of(e)}): run again to resume from the checkpoint")
+
+
+class Executor:
+    """Runs statements on one target connection and checks affected rows (a
+    ``planner.StatementSink`` that runs at once)."""
+
+    def __init__(self, conn: MySQLdb.connections.Connection) -> None:
+        self.conn = conn
+        for sql in SESSION_SETUP:
+            conn.query(sql)
+
+    def run(self, sql: bytes, expect: int | None, what: str) -> int:
+        try:
+            self.conn.query(sql)
+        except MySQLdb.Error as e:
+            code = codes.code_of(e)
+            if code in codes.RETRYABLE:
+                raise
+            if code in codes.GONE:
+                raise lost(e, f"running {what}") from None
+            if code == codes.ER_NO_SUCH_TABLE:
+                raise SchemaError(f"target: {what}: {codes.message_of(e)}: create the table on the target") from None
+            raise TargetError(f"target refused {what}: error {code}: {codes.message_of(e)}") from None
+        n = self.conn.affected_rows()
+        if expect is not None and n != expect:
+            raise TargetError(
+                f"target has diverged: {what} affected {n} rows, expected {expect}; "
+                "compare with `applier check` and re-seed the target"
+            )
+        return n
+
+    def session(self, sql: bytes, what: str) -> None:
+        """A session setting (no rows, no check)."""
+        self.conn.query(sql)
+
+    def statement(self, stmt: Statement) -> None:
+        """A logged statement (DDL, SAVEPOINT) in its source session's default database
+        and client character set."""
+        conn = self.conn
+        if stmt.charset_id is not None:
+            conn.query(f"SET character_set_client = {stmt.charset_id}".encode())
+        try:
+            # CREATE/DROP DATABASE is logged with the database itself as default database
+            if stmt.db and not is_database_statement(stmt):
+                try:
+                    conn.query(b"USE " + quote_ident(stmt.db))
+                except MySQLdb.Error as e:
+                    if codes.code_of(e) != codes.ER_BAD_DB_ERROR:
+                        raise
+                    # The default database is a filtered one (not on the target): the
+                    # statement names its tables qualified. Unqualified names must not
+                    # resolve to the previous statement's database: use one where
+                    # nothing can be found or created by accident.
+                    conn.query(b"USE information_schema")
+            self.run(stmt.sql, None, f"statement {stmt.sql[:80]!r}")
+        finally:
+            conn.query(b"SET NAMES utf8mb4")
+
+
+class Session:
+    """A target connection with its executor and checkpoint row (a worker's, or row 0:
+    the coordinator's serial path)."""
+
+    def __init__(self, target: TargetConfig, worker_id: int) -> None:
+        self.target = target
+        self.conn = connect(target, "target", autocommit=False, found_rows=True)
+        self.executor = Executor(self.conn)
+        self.row = CheckpointRow(target.checkpoint_schema, worker_id)
+        if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries
+            self.row.resume(self.conn)
+        self._fk_checks = True  # the connection's foreign_key_checks, as executed
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def execute(self, batch: PlannedBatch, retries: int, backoff: float, turn=None) -> None:
+        """Run the batch with the checkpoint in one target transaction, retrying it whole
+        on deadlock or lock-wait timeout. With ``turn`` (preserve_commit_order: a shared
+        counter of the last committed ticket), commit only when the ticket before the
+        batch's first has committed."""
+        txns, last = batch.txns, batch.last
+        attempt = 0
+        while True:
+            try:
+                self._run_statements(batch)
+                self.conn.query(
+                    self.row.statement(
+                        last.watermark, last.watermark_file, last.watermark_gtid,
+                        [t.end_ordinal for t in txns], txns[-1].gtid, len(txns), txns[-1].timestamp,
+                    )
+                )
+                if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_ROLLBACK_SECONDS):
+                    # An earlier transaction may be waiting for a lock we hold while we
+                    # wait for it to commit: release ours, wait for our turn, redo.
+                    self.conn.rollback()
+                    if not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
+                        raise TargetError(
+                            f"transaction {txns[0].gtid or txns[0].seq} waited "
+                            f"{ORDER_GIVE_UP_SECONDS}s for its turn to commit: an earlier one is stuck"
+                        )
+                    continue
+                self.conn.commit()
+                if turn is not None:
+                    turn.value = txns[-1].ticket
+                self.row.committed()
+                return
+            except MySQLdb.Error as e:
+                with contextlib.suppress(MySQLdb.Error):
+                    self.conn.rollback()
+                code = codes.code_of(e)
+                if code in codes.GONE:
+                    raise lost(e, "committing a batch") from None
+                if code not in codes.RETRYABLE:
+                    raise TargetError(f"target error {code} applying a batch: {codes.message_of(e)}") from None
+                if attempt == retries:
+                    raise TargetError(
+                        f"target kept failing with error {code} ({codes.message_of(e)}) after {retries} "
+                        "retries: raise [apply] retries or look for long transactions on the target"
+                    ) from None
+                time.sleep(backoff * (2**attempt))
+                attempt += 1
+            except ApplierError:
+                with contextlib.suppress(MySQLdb.Error):
+                    self.conn.rollback()
+                raise
+
+    def _run_statements(self, batch: PlannedBatch) -> None:
+        ex = self.executor
+        if batch.fk_checks_at_start != self._fk_checks:  # e.g. after a retried batch
+            self._set_fk_checks(batch.fk_checks_at_start)
+        for sql, expect, what in batch.statements:
+            if expect == SESSION_STATEMENT:
+                ex.session(sql, what)
+                if what.startswith(FK_CHECKS):
+                    self._fk_checks = what.endswith("1")
+            elif expect == STATEMENT:
+                ex.statement(sql)  # type: ignore[arg-type]
+            else:
+                ex.run(sql, expect, what)
+
+    def _set_fk_checks(self, on: bool) -> None:
+        self.conn.query(b"SET SESSION foreign_key_checks = " + (b"1" if on else b"0"))
+        self._fk_checks = on
+
+
+def wait_turn(turn, ticket: int, seconds: float) -> bool:
+    """Wait until ``turn`` (the last committed ticket) reaches ``ticket``."""
+    if turn.value >= ticket:
+        return True
+    deadline = time.monotonic() + seconds
+    pause = 0.00005
+    while turn.value < ticket:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
+    return True

@@ -1,0 +1,95 @@
+"""Per TableMap, what the applier needs to key and write its rows (``Table``): the row
+plan, the target's columns and keys, and the statement heads; cached by TableMap bytes.
+
+The coordinator owns one ``TableCache`` (the intake keys rows with it, the serial path
+writes with it); each worker's planner has its own.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..binlog import rowcodec as rc
+from ..binlog.tablemap import TableMap, check_compatible, parse_table_map
+from ..db.schema import SchemaCache, TableSchema
+from ..db.sql import quote_ident
+
+
+@dataclass(slots=True)
+class Table:
+    """What the applier needs per table, built once per TableMap bytes."""
+
+    tmap: TableMap
+    schema: TableSchema
+    plan: rc.RowPlan
+    name: bytes  # `db`.`table`
+    insert_head: bytes  # INSERT INTO `db`.`t` (`a`,`b`) VALUES
+    writable: tuple[int, ...]  # non-generated column indexes
+    key: tuple[int, ...] | None  # row key column indexes
+    compactable: bool
+    col_names: tuple[bytes, ...] = field(default=())
+    upsert_tail: bytes = b""  # ON DUPLICATE KEY UPDATE for every non-key column (compactable)
+    key_of: Callable[[rc.Row], Any] | None = None  # image -> row key (a literal, or a tuple of them)
+    writable_of: Callable[[rc.Row], tuple] | None = None  # image -> its writable literals, in order
+
+
+class TableCache:
+    """TableMap bytes -> Table; target schemas from a SchemaCache."""
+
+    def __init__(self, schemas: SchemaCache) -> None:
+        self.schemas = schemas
+        self._by_map: dict[bytes, Table] = {}
+
+    def get(self, tmap_body: bytes) -> Table:
+        table = self._by_map.get(tmap_body)
+        if table is None:
+            tmap = parse_table_map(tmap_body)
+            schema = self.schemas.get(tmap.db, tmap.table)
+            check_compatible(tmap, schema)
+            table = self._by_map[tmap_body] = build_table(tmap, schema)
+        return table
+
+    def invalidate(self) -> None:
+        self._by_map.clear()
+        self.schemas.invalidate()
+
+
+def build_table(tmap: TableMap, schema: TableSchema) -> Table:
+    plan = rc.build_plan(tmap, schema)
+    names = tuple(quote_ident(c.name) for c in schema.columns)
+    writable = tuple(i for i, c in enumerate(schema.columns) if not c.generated)
+    row_key = schema.row_key
+    qualified = schema.qualified.encode()
+    head = b"INSERT INTO " + qualified + b" (" + b",".join(names[i] for i in writable) + b") VALUES "
+    compactable = row_key is not None and len(schema.unique_keys) == 1 and not schema.has_foreign_keys
+    upsert = b""
+    if compactable:
+        assert row_key is not None
+        rest = [names[i] + b"=VALUES(" + names[i] + b")" for i in writable if i not in row_key.columns]
+        upsert = b" ON DUPLICATE KEY UPDATE " + b",".join(rest) if rest else b""
+    key_cols = row_key.columns if row_key else None
+    return Table(tmap, schema, plan, qualified, head, writable, key_cols, compactable, names, upsert,
+                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable))
+
+
+def _getter(indexes: tuple[int, ...]) -> Callable[[rc.Row], tuple]:
+    """itemgetter that always returns a tuple (itemgetter of one index returns the item)."""
+    if not indexes:
+        return lambda row: ()
+    if len(indexes) == 1:
+        (i,) = indexes
+        return lambda row: (row[i],)
+    return operator.itemgetter(*indexes)
+
+
+def values_of(table: Table, image: rc.Row) -> bytes:
+    assert table.writable_of is not None
+    values = table.writable_of(image)
+    if None in values:  # a column the image does not carry
+        values = tuple(v or b"DEFAULT" for v in values)
+    return b"(" + b",".join(values) + b")"
+
+
