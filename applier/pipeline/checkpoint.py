@@ -28,13 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..binlog.position import BinlogPosition
-from ..db.sql import escape, quote_ident
+from ..db.sql import escape, quote_ident, text
 
 COORDINATOR_ROW = 0
 
 
-def _esc(text: str) -> bytes:
-    return escape(text.encode())
+def _esc(value: str) -> bytes:
+    return escape(value.encode())
 
 
 def ddl(schema: str) -> list[bytes]:
@@ -80,19 +80,23 @@ def load(conn, schema: str) -> Recovery:
     )
     rows = cur.fetchall()
     cur.close()
+    return recover([tuple(text(v) if isinstance(v, bytes | bytearray) else v for v in r) for r in rows])
+
+
+def recover(rows: list[tuple]) -> Recovery:
+    """Where to resume from the checkpoint rows ``(worker, watermark, watermark_file,
+    watermark_gtid, done, ddl_pending, transactions)``: the highest watermark W*, and
+    the ``done`` entries of every row beyond it (see the module docstring)."""
     if not rows:
         return Recovery(None, "", frozenset(), 0, 0)
     best = max(rows, key=lambda r: int(r[1]))
     w = int(best[1])
     done: set[int] = set()
     for r in rows:
-        text = r[4].decode() if isinstance(r[4], bytes) else r[4]
-        done.update(int(x) for x in text.split(",") if x and int(x) > w)
+        done.update(int(x) for x in r[4].split(",") if x and int(x) > w)
     ddl_pending = max(int(r[5]) for r in rows)
-    file = best[2].decode() if isinstance(best[2], bytes) else best[2]
-    gtid = best[3].decode() if isinstance(best[3], bytes) else best[3]
     total = sum(int(r[6]) for r in rows)
-    return Recovery(BinlogPosition(file, w & 0xFFFFFFFF), gtid, frozenset(done),
+    return Recovery(BinlogPosition(best[2], w & 0xFFFFFFFF), best[3], frozenset(done),
                     ddl_pending if ddl_pending > w else 0, total)
 
 
@@ -124,17 +128,21 @@ class CheckpointRow:
         row = cur.fetchone()
         cur.close()
         conn.commit()
-        text = (row[0].decode() if isinstance(row[0], bytes) else row[0]) if row else ""
-        self.done = [int(x) for x in text.split(",") if x]
+        self.done = [int(x) for x in text(row[0]).split(",") if x] if row else []
+
+    def next_done(self, watermark: int, committed: list[int]) -> list[int]:
+        """The row's ``done`` list once a batch ending at ``committed`` commits with
+        ``watermark``: entries at or below the watermark are dropped (recovery never
+        needs them), the rest kept until a watermark passes them."""
+        done = [o for o in self.done if o > watermark]
+        done.extend(o for o in committed if o > watermark)
+        return done
 
     def statement(self, watermark: int, watermark_file: str, watermark_gtid: str,
                   committed: list[int], last_gtid: str, txns: int, timestamp: int,
                   ddl_pending: int = 0) -> bytes:
-        """The UPDATE for a batch whose transactions end at ``committed``. Entries at or
-        below the watermark are dropped: recovery never needs them."""
-        done = [o for o in self.done if o > watermark]
-        done.extend(o for o in committed if o > watermark)
-        self._pending = done
+        """The UPDATE for a batch whose transactions end at ``committed``."""
+        done = self._pending = self.next_done(watermark, committed)
         return (
             b"UPDATE " + self.table + b" SET watermark=" + str(watermark).encode()
             + b",watermark_file='" + _esc(watermark_file)

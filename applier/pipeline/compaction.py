@@ -69,10 +69,14 @@ class NetChanges:
     @staticmethod
     def _delete(state: dict, key: tuple, before: rc.Row) -> None:
         prev = state.get(key)
-        if prev is not None and prev[0] == _INS:
+        if prev is None:
+            state[key] = [_DEL, None, before]
+        elif prev[0] == _INS:
             del state[key]  # inserted and deleted inside the batch: nothing reaches the target
         else:
-            state[key] = [_DEL, None, before]
+            # changed, then deleted: the target still holds the image before the changes
+            # (a re-insert compares against that one)
+            state[key] = [_DEL, None, prev[2]]
 
     def flush(self) -> None:
         """Write what is held (whenever source order matters, and at the end)."""

@@ -92,3 +92,25 @@ def test_in_place_updates_stay_strict(source, target, dbname, damage):
     # nothing of the batch reached the target
     assert sorted(target.query(f"SELECT id, n FROM {dbname}.t")) == sorted(
         [(1, 0), (3, 0)] + ([] if damage == "missing" else [(2, 5)]))
+
+
+def test_row_changed_deleted_and_reinserted_as_it_was(source, target, dbname):
+    """One batch updates a row, deletes it and inserts it again with the values the
+    target holds: the compacted upsert must compare with the image the target holds
+    (not the deleted one) and apply without a false divergence."""
+    cfg = make_config(source, target, dbname, workers=1)
+    src = source.connect()
+    cur = src.cursor()
+    cur.execute(f"CREATE DATABASE {dbname}")
+    cur.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, n INT NOT NULL, note VARCHAR(10))")
+    cur.execute(f"INSERT INTO {dbname}.t VALUES (1, 0, 'a'), (2, 0, 'b')")
+    run_applier(cfg)
+    cur.execute("BEGIN")
+    cur.execute(f"UPDATE {dbname}.t SET n = 5 WHERE id = 1")
+    cur.execute(f"DELETE FROM {dbname}.t WHERE id = 1")
+    cur.execute(f"INSERT INTO {dbname}.t VALUES (1, 0, 'a')")
+    cur.execute(f"UPDATE {dbname}.t SET n = 7 WHERE id = 2")
+    cur.execute("COMMIT")
+    src.close()
+    run_applier(make_config(source, target, dbname, workers=1))
+    assert_same(source, target, dbname)
