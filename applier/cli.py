@@ -46,16 +46,28 @@ config_option = click.option("--config", "-c", "config_path", type=click.Path(di
 @click.option("--start-pos", type=int, help="Override [source] start_pos.")
 @click.option("--start-gtid", help="Override [source] start_gtid.")
 @click.option("--stop-at-end", is_flag=True, default=None, help="Exit once caught up with the source.")
-def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_gtid, stop_at_end) -> None:
-    """Replicate: read the source binlog and apply it to the target."""
+@click.option("--until-position", metavar="FILE:POS",
+              help="Stop after the transaction that reaches this source binlog position.")
+@click.option("--until-gtid", metavar="GTID",
+              help="Stop once these GTIDs are applied (MariaDB position d-s-n,..., MySQL set uuid:1-n).")
+@click.option("--until-time", metavar="'YYYY-MM-DD HH:MM:SS'",
+              help="Stop before the first transaction committed on the source after this moment "
+                   "(local time, or ISO 8601 with an offset).")
+def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_gtid, stop_at_end,
+        until_position, until_gtid, until_time) -> None:
+    """Replicate: read the source binlog and apply it to the target.
+
+    With an UNTIL option it stops there, at one exact position (no gaps), and exits 0."""
     from .pipeline.coordinator import Coordinator, install_signal_handlers
+    from .pipeline.until import Until
 
     try:
         cfg = _load(config_path, workers=workers, policy=policy, batch_txns=batch_txns,
                     stop_at_end=stop_at_end)
         cfg = cfg.with_overrides("source", start_file=start_file, start_pos=start_pos,
                                  start_gtid=start_gtid)
-        coord = Coordinator(cfg)
+        until = Until.parse(until_position, until_gtid, until_time)
+        coord = Coordinator(cfg, until)
         install_signal_handlers(coord)
         metrics = coord.run()
     except ApplierError as e:
@@ -65,15 +77,16 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
 
 @main.command()
 @config_option
-def status(config_path) -> None:
-    """Applied position, source position and lag."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def status(config_path, as_json) -> None:
+    """Applied position (exact), source position, lag, whether an applier runs."""
     from .ops.status import read_status
 
     try:
         st = read_status(_load(config_path))
     except ApplierError as e:
         _fail(e)
-    click.echo("\n".join(st.lines()))
+    click.echo(st.to_json() if as_json else "\n".join(st.lines()))
 
 
 @main.command()

@@ -52,6 +52,8 @@ class TargetConfig(ServerConfig):
 
     port: int = 3307
     checkpoint_schema: str = "mts_applier"
+    reconnect_attempts: int = 10  # after a lost target connection: reconnect, resume from the checkpoint
+    reconnect_backoff_seconds: float = 0.5
 
 
 @dataclass(frozen=True)

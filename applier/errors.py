@@ -63,6 +63,12 @@ class WorkerDied(ApplierError):
     exit_code = 7
 
 
+class Busy(ApplierError):
+    """Another applier holds the checkpoint schema on the target."""
+
+    exit_code = 9
+
+
 class Divergence(ApplierError):
     """``applier check`` found a difference between source and target."""
 

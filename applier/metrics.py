@@ -19,6 +19,9 @@ class Metrics:
     batches: int = 0  # target commits by workers (transactions per batch = transactions / batches)
     scanned: int = 0  # transactions the native scanner read (the rest took the Python path)
     last_source_timestamp: int = 0
+    position: str = ""  # where the run ended: every transaction up to it has committed
+    gtid: str = ""  # the same position as GTIDs
+    until_reached: bool | None = None  # None: no UNTIL asked for
 
     @property
     def elapsed(self) -> float:
@@ -46,4 +49,7 @@ class Metrics:
             "routing_waits": self.waits,
             "worker_batches": self.batches,
             "native_scanned": self.scanned,
+            "position": self.position,
+            "gtid": self.gtid,
+            **({} if self.until_reached is None else {"until_reached": self.until_reached}),
         }

@@ -96,6 +96,15 @@ class MariadbGtidPos:
     def advance(self, gtid: MariadbGtid) -> None:
         self._by_domain[gtid.domain] = gtid
 
+    def domains(self) -> dict[int, MariadbGtid]:
+        """The last GTID of each domain."""
+        return dict(self._by_domain)
+
+    def reached(self, other: MariadbGtidPos) -> bool:
+        """Every domain of ``other`` is at or beyond its GTID here."""
+        mine = self._by_domain
+        return all(d in mine and mine[d].seq >= g.seq for d, g in other._by_domain.items())
+
     def __str__(self) -> str:
         return ",".join(str(self._by_domain[d]) for d in sorted(self._by_domain))
 
@@ -109,13 +118,16 @@ class MariadbGtidPos:
 # ---- MySQL ---------------------------------------------------------------------------
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 
 
 class MysqlGtidSet:
-    """A MySQL GTID set: per source uuid, a sorted list of closed intervals [lo, hi]."""
+    """A MySQL GTID set: per (source uuid, tag), sorted closed intervals [lo, hi].
+    Text: ``uuid:1-5:7,uuid2:1-3``; tagged GTIDs (MySQL 8.3+): ``uuid:1-5:tag:1-2``
+    (a tag applies to the intervals after it, until the next tag)."""
 
     def __init__(self) -> None:
-        self._sets: dict[str, list[tuple[int, int]]] = {}
+        self._sets: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
     @classmethod
     def parse(cls, text: str) -> MysqlGtidSet:
@@ -124,23 +136,39 @@ class MysqlGtidSet:
             uuid, *ranges = part.split(":")
             if not _UUID.match(uuid) or not ranges:
                 raise ConfigError(f"bad MySQL GTID set element {part!r}: expected uuid:1-5[:7-9]")
+            tag = ""
             for r in ranges:
+                if _TAG.match(r):
+                    tag = r.lower()
+                    continue
                 lo, _, hi = r.partition("-")
                 if not lo.isdigit() or (hi and not hi.isdigit()):
                     raise ConfigError(f"bad interval {r!r} in MySQL GTID set element {part!r}")
-                gset.add_interval(uuid, int(lo), int(hi or lo))
+                gset.add_interval(uuid, int(lo), int(hi or lo), tag)
         return gset
 
-    def add(self, gtid: str) -> None:
-        uuid, _, n = gtid.rpartition(":")
-        if not _UUID.match(uuid) or not n.isdigit():
-            raise ConfigError(f"bad MySQL GTID {gtid!r}: expected uuid:n")
-        self.add_interval(uuid, int(n), int(n))
+    @staticmethod
+    def split(gtid: str) -> tuple[str, str, int]:
+        """``uuid[:tag]:n`` -> (uuid, tag, n)."""
+        uuid, _, rest = gtid.partition(":")
+        tag, _, n = rest.rpartition(":")
+        if not _UUID.match(uuid) or not n.isdigit() or (tag and not _TAG.match(tag)):
+            raise ConfigError(f"bad MySQL GTID {gtid!r}: expected uuid:n or uuid:tag:n")
+        return uuid.lower(), tag.lower(), int(n)
 
-    def add_interval(self, uuid: str, lo: int, hi: int) -> None:
+    def add(self, gtid: str) -> None:
+        uuid, tag, n = self.split(gtid)
+        intervals = self._sets.get((uuid, tag))
+        if intervals and intervals[-1][1] + 1 == n:  # the common case: the next one
+            intervals[-1] = (intervals[-1][0], n)
+            return
+        self.add_interval(uuid, n, n, tag)
+
+    def add_interval(self, uuid: str, lo: int, hi: int, tag: str = "") -> None:
         if lo < 1 or hi < lo:
             raise ConfigError(f"bad GTID interval {uuid}:{lo}-{hi}")
-        intervals = self._sets.setdefault(uuid.lower(), [])
+        key = (uuid.lower(), tag.lower())
+        intervals = self._sets.setdefault(key, [])
         intervals.append((lo, hi))
         intervals.sort()
         merged: list[tuple[int, int]] = []
@@ -149,17 +177,49 @@ class MysqlGtidSet:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], b))
             else:
                 merged.append((a, b))
-        self._sets[uuid.lower()] = merged
+        self._sets[key] = merged
+
+    def update(self, other: MysqlGtidSet) -> None:
+        for (uuid, tag), intervals in other._sets.items():
+            for a, b in intervals:
+                self.add_interval(uuid, a, b, tag)
 
     def __contains__(self, gtid: str) -> bool:
-        uuid, _, n = gtid.rpartition(":")
-        return any(a <= int(n) <= b for a, b in self._sets.get(uuid.lower(), ()))
+        uuid, tag, n = self.split(gtid)
+        return any(a <= n <= b for a, b in self._sets.get((uuid, tag), ()))
+
+    def issubset(self, other: MysqlGtidSet) -> bool:
+        return not self.difference(other)
+
+    def difference(self, other: MysqlGtidSet) -> MysqlGtidSet:
+        """The GTIDs of this set that ``other`` lacks."""
+        out = MysqlGtidSet()
+        for key, intervals in self._sets.items():
+            theirs = other._sets.get(key, [])
+            for a, b in intervals:
+                lo = a
+                for c, d in theirs:
+                    if d < lo or c > b:
+                        continue
+                    if c > lo:
+                        out.add_interval(key[0], lo, c - 1, key[1])
+                    lo = max(lo, d + 1)
+                if lo <= b:
+                    out.add_interval(key[0], lo, b, key[1])
+        return out
+
+    def count(self) -> int:
+        return sum(b - a + 1 for intervals in self._sets.values() for a, b in intervals)
 
     def __str__(self) -> str:
         parts = []
-        for uuid in sorted(self._sets):
-            ranges = ":".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self._sets[uuid])
-            parts.append(f"{uuid}:{ranges}")
+        for uuid in sorted({u for u, _ in self._sets}):
+            ranges = []
+            for tag in sorted(t for u, t in self._sets if u == uuid):
+                if tag:
+                    ranges.append(tag)
+                ranges += [f"{a}" if a == b else f"{a}-{b}" for a, b in self._sets[(uuid, tag)]]
+            parts.append(f"{uuid}:" + ":".join(ranges))
         return ",".join(parts)
 
     def __eq__(self, other: object) -> bool:
@@ -170,11 +230,65 @@ class MysqlGtidSet:
 
     def encode(self) -> bytes:
         """The binary form COM_BINLOG_DUMP_GTID expects (MySQL's Gtid_set::encode)."""
+        if any(tag for _, tag in self._sets):
+            raise ConfigError(f"GTID set {self} has tagged GTIDs, which this applier cannot send yet")
         out = bytearray(len(self._sets).to_bytes(8, "little"))
-        for uuid in sorted(self._sets):
+        for uuid, tag in sorted(self._sets):
             out += bytes.fromhex(uuid.replace("-", ""))
-            intervals = self._sets[uuid]
+            intervals = self._sets[(uuid, tag)]
             out += len(intervals).to_bytes(8, "little")
             for a, b in intervals:
                 out += a.to_bytes(8, "little") + (b + 1).to_bytes(8, "little")
         return bytes(out)
+
+
+# ---- either ------------------------------------------------------------------------------
+
+
+class GtidPosition:
+    """What has been applied, as GTIDs, in the source's flavor: a MariaDB position (the
+    last GTID per domain) or a MySQL GTID set. The flavor comes from the start text or
+    the first GTID added. ``str()`` is cached: it rides in every message to a worker."""
+
+    __slots__ = ("_maria", "_mysql", "_text")
+
+    def __init__(self, text: str = "") -> None:
+        self._maria: MariadbGtidPos | None = None
+        self._mysql: MysqlGtidSet | None = None
+        self._text: str | None = None
+        text = text.strip()
+        if text:
+            if _MARIADB_GTID.match(text.split(",")[0].strip()):
+                self._maria = MariadbGtidPos.parse(text)
+            else:
+                self._mysql = MysqlGtidSet.parse(text)
+
+    def add(self, gtid: str) -> None:
+        self._text = None
+        if self._maria is not None:
+            d, s, n = gtid.split("-")
+            self._maria.advance(MariadbGtid(int(d), int(s), int(n)))
+        elif self._mysql is not None:
+            self._mysql.add(gtid)
+        elif ":" in gtid:
+            self._mysql = MysqlGtidSet()
+            self._mysql.add(gtid)
+        else:
+            self._maria = MariadbGtidPos()
+            self.add(gtid)
+
+    @property
+    def mariadb(self) -> MariadbGtidPos | None:
+        return self._maria
+
+    @property
+    def mysql(self) -> MysqlGtidSet | None:
+        return self._mysql
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = str(self._maria or self._mysql or "")
+        return self._text
+
+    def __bool__(self) -> bool:
+        return bool(self._maria or self._mysql)

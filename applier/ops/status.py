@@ -1,84 +1,164 @@
-"""`applier status`: how far the target is behind the source.
+"""`applier status`: where the target is, exactly, and how far behind the source.
 
-Applied position and GTID come from the checkpoint table; the source's position from
-SHOW MASTER STATUS / SHOW BINARY LOGS. Lag in bytes counts binlog bytes in between;
-in transactions, the GTID sequence distance (MariaDB, per domain); in seconds, the age
-of the newest applied source event when anything is left to apply.
+From the checkpoint table: the applied position W* (every transaction up to it has
+committed; the applier records it when it has caught up and when it stops), the GTID
+position there (per domain on MariaDB, the executed set on MySQL), and what workers
+committed beyond it out of order after a crash (``committed beyond``; the transactions
+in between that are not applied yet are ``in gaps``: `applier run` or `handback`
+applies exactly those). From the source: its current position. Lag in bytes counts the
+binlog in between; in transactions, the GTID distance on MariaDB or, on MySQL, the
+transactions read from the source's binlog; in seconds, the age of the oldest
+transaction not applied yet (0 when caught up). Whether an applier runs: the holder of
+the checkpoint schema's lock.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from ..binlog.position import MariadbGtidPos, file_number
+from ..binlog.position import BinlogPosition, MariadbGtidPos, file_base, file_number
+from ..binlog.transactions import TransactionBuilder
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
+from ..db.sql import text
 from ..pipeline import checkpoint
+from ..pipeline.source import DumpSource, EndOfBinlog, SourceDisconnected
+
+SCAN_BYTES = 16 << 20  # read at most this much of the source's binlog to count transactions
+SCAN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class Status:
     applied: str
     applied_gtid: str
+    committed_beyond: int
+    highest_committed: str
+    in_gaps: int | None
     source: str
+    source_gtid: str
     lag_bytes: int | None
     lag_transactions: int | None
     lag_seconds: float | None
     transactions_applied: int
+    applier: str
 
     def lines(self) -> list[str]:
         def show(v: object) -> str:
             return "unknown" if v is None else str(v)
 
-        return [
+        out = [
             f"applied position:   {self.applied or 'none yet'}",
             f"applied gtid:       {self.applied_gtid or '-'}",
-            f"source position:    {self.source}",
+        ]
+        if self.committed_beyond:
+            out += [
+                f"committed beyond:   {self.committed_beyond} transactions, up to {self.highest_committed}",
+                f"in gaps:            {show(self.in_gaps)} transactions (not applied yet)",
+            ]
+        out += [
+            f"source position:    {self.source}" + (f" ({self.source_gtid})" if self.source_gtid else ""),
             f"lag (bytes):        {show(self.lag_bytes)}",
             f"lag (transactions): {show(self.lag_transactions)}",
             f"lag (seconds):      {show(self.lag_seconds)}",
+            f"applier:            {self.applier}",
             f"transactions applied since the checkpoint table was created: {self.transactions_applied}",
         ]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
 
 def read_status(cfg: Config) -> Status:
+    schema = cfg.target.checkpoint_schema
     tconn = connect(cfg.target, "target")
     try:
-        checkpoint.ensure_table(tconn, cfg.target.checkpoint_schema)
-        rec = checkpoint.load(tconn, cfg.target.checkpoint_schema)
+        checkpoint.ensure_table(tconn, schema)
+        rec = checkpoint.load(tconn, schema)
         cur = tconn.cursor()
-        cur.execute(f"SELECT MAX(source_timestamp) FROM `{cfg.target.checkpoint_schema}`.checkpoint")
-        (newest,) = cur.fetchone()
+        cur.execute("SELECT IS_USED_LOCK(%s)", (checkpoint.lock_name(schema),))
+        (holder,) = cur.fetchone()
+        cur.close()
     finally:
         tconn.close()
+    applier = f"running (target connection {holder})" if holder else "not running"
     sconn = connect(cfg.source, "source")
     try:
         flavor, version = flavor_and_version(sconn)
         cur = sconn.cursor()
-        mysql_new = flavor == "mysql" and version >= (8, 2, 0)
-        cur.execute("SHOW BINARY LOG STATUS" if mysql_new else "SHOW MASTER STATUS")
+        cur.execute("SHOW BINARY LOG STATUS" if flavor == "mysql" and version >= (8, 2, 0)
+                    else "SHOW MASTER STATUS")
         row = cur.fetchone()
-        src_file, src_pos = row[0], int(row[1])
+        src_file, src_pos = text(row[0]), int(row[1])
         cur.execute("SHOW BINARY LOGS")
-        sizes = {r[0]: int(r[1]) for r in cur.fetchall()}
-        src_gtid = ""
-        if flavor == "mariadb":
-            cur.execute("SELECT @@gtid_binlog_pos")
-            src_gtid = cur.fetchone()[0] or ""
+        sizes = {text(r[0]): int(r[1]) for r in cur.fetchall()}
+        cur.execute("SELECT @@gtid_binlog_pos" if flavor == "mariadb" else "SELECT @@gtid_executed")
+        src_gtid = text(cur.fetchone()[0]).replace("\n", "")
+        cur.close()
     finally:
         sconn.close()
-    lag_bytes = lag_txns = lag_secs = None
-    if rec.start is not None:
-        lag_bytes = _bytes_between(rec.start.file, rec.start.pos, src_file, src_pos, sizes)
-        if flavor == "mariadb" and rec.gtid:
-            lag_txns = _gtid_distance(rec.gtid, src_gtid)
+    applied = rec.start
+    highest = max(rec.done) if rec.done else 0
+    base = file_base(applied.file) if applied else file_base(src_file)
+    lag_bytes = lag_txns = in_gaps = None
+    lag_secs: float | None = None
+    if applied is not None:
+        lag_bytes = _bytes_between(applied.file, applied.pos, src_file, src_pos, sizes)
         if lag_bytes == 0:
-            lag_secs = 0.0
-        elif newest:
-            lag_secs = round(max(0.0, time.time() - int(newest)), 1)
-    return Status(str(rec.start or ""), rec.gtid, f"{src_file}:{src_pos}" + (f" ({src_gtid})" if src_gtid else ""),
-                  lag_bytes, lag_txns, lag_secs, rec.applied_transactions)
+            lag_txns, lag_secs = 0, 0.0
+        else:
+            scan = _scan(cfg, flavor, applied, None, lag_bytes)
+            if scan is not None:
+                lag_txns = scan[0] - len(rec.done)
+                lag_secs = round(max(0.0, time.time() - scan[1]), 1) if scan[1] else None
+            if flavor == "mariadb" and rec.gtid and lag_txns is None:
+                lag_txns = _gtid_distance(rec.gtid, src_gtid)
+        if highest:
+            scan = _scan(cfg, flavor, applied, highest, highest - applied.ordinal)
+            in_gaps = scan[0] - len(rec.done) if scan is not None else None
+    return Status(
+        applied=str(applied or ""), applied_gtid=rec.gtid, committed_beyond=len(rec.done),
+        highest_committed=str(BinlogPosition.from_ordinal(highest, base)) if highest else "",
+        in_gaps=in_gaps, source=f"{src_file}:{src_pos}", source_gtid=src_gtid,
+        lag_bytes=lag_bytes, lag_transactions=lag_txns, lag_seconds=lag_secs,
+        transactions_applied=rec.applied_transactions, applier=applier,
+    )
+
+
+def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
+          size: int) -> tuple[int, int] | None:
+    """(transactions, timestamp of the first) in the source's binlog from ``start`` to
+    the ordinal ``end`` (None: to the end of the binlog), or None when that is more than
+    SCAN_BYTES or SCAN_SECONDS of reading."""
+    if size > SCAN_BYTES:
+        return None
+    reader = DumpSource(cfg.source, flavor, non_blocking=True)
+    builder = TransactionBuilder()
+    count = first = 0
+    deadline = time.monotonic() + SCAN_SECONDS
+    try:
+        reader.open(start)
+        for e in reader.events():
+            txn = builder.add(e, reader.file)
+            if txn is not None:
+                if end is not None and txn.end_ordinal > end:
+                    break
+                count += 1
+                first = first or txn.timestamp
+                if end is not None and txn.end_ordinal == end:
+                    break
+            if time.monotonic() > deadline:
+                return None
+    except EndOfBinlog:
+        pass
+    except (SourceDisconnected, OSError):
+        return None
+    finally:
+        reader.close()
+    return count, first
 
 
 def _bytes_between(file_a: str, pos_a: int, file_b: str, pos_b: int, sizes: dict[str, int]) -> int:
@@ -94,12 +174,8 @@ def _bytes_between(file_a: str, pos_a: int, file_b: str, pos_b: int, sizes: dict
 
 def _gtid_distance(applied: str, source: str) -> int | None:
     try:
-        a = MariadbGtidPos.parse(applied)
-        s = MariadbGtidPos.parse(source)
+        a = MariadbGtidPos.parse(applied).domains()
+        s = MariadbGtidPos.parse(source).domains()
     except Exception:  # noqa: BLE001 - unusual GTID text: distance unknown
         return None
-    total = 0
-    for dom, gtid in s._by_domain.items():  # noqa: SLF001
-        mine = a._by_domain.get(dom)  # noqa: SLF001
-        total += gtid.seq - (mine.seq if mine else 0)
-    return max(0, total)
+    return max(0, sum(g.seq - (a[d].seq if d in a else 0) for d, g in s.items()))

@@ -25,10 +25,15 @@ Positions are ``BinlogPosition.ordinal`` ints (file number << 32 | offset).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from dataclasses import dataclass
 
-from ..binlog.position import BinlogPosition
+from ..binlog.position import BinlogPosition, GtidPosition
+from ..config import TargetConfig
+from ..db.connect import connect
 from ..db.sql import escape, quote_ident, text
+from ..errors import Busy
 
 COORDINATOR_ROW = 0
 
@@ -45,7 +50,7 @@ def ddl(schema: str) -> list[bytes]:
         b" worker INT UNSIGNED NOT NULL PRIMARY KEY,"
         b" watermark BIGINT UNSIGNED NOT NULL,"
         b" watermark_file VARCHAR(512) NOT NULL,"
-        b" watermark_gtid VARCHAR(512) NOT NULL DEFAULT '',"
+        b" watermark_gtid MEDIUMTEXT NOT NULL,"
         b" done MEDIUMTEXT NOT NULL,"
         b" last_gtid VARCHAR(512) NOT NULL DEFAULT '',"
         b" ddl_pending BIGINT UNSIGNED NOT NULL DEFAULT 0,"
@@ -65,11 +70,12 @@ def ensure_table(conn, schema: str) -> None:
 class Recovery:
     """Where to resume and what to skip."""
 
-    start: BinlogPosition | None  # None: no checkpoint yet
-    gtid: str
+    start: BinlogPosition | None  # None: no checkpoint yet, or a start by GTID only
+    gtid: str  # the GTID position at ``start`` ("" when unknown)
     done: frozenset[int]  # end ordinals committed beyond start
     ddl_pending: int  # end ordinal of a DDL that may or may not have run
     applied_transactions: int
+    exists: bool  # the table has rows: a previous run (or takeover) chose where to start
 
 
 def load(conn, schema: str) -> Recovery:
@@ -88,7 +94,7 @@ def recover(rows: list[tuple]) -> Recovery:
     watermark_gtid, done, ddl_pending, transactions)``: the highest watermark W*, and
     the ``done`` entries of every row beyond it (see the module docstring)."""
     if not rows:
-        return Recovery(None, "", frozenset(), 0, 0)
+        return Recovery(None, "", frozenset(), 0, 0, False)
     best = max(rows, key=lambda r: int(r[1]))
     w = int(best[1])
     done: set[int] = set()
@@ -96,8 +102,8 @@ def recover(rows: list[tuple]) -> Recovery:
         done.update(int(x) for x in r[4].split(",") if x and int(x) > w)
     ddl_pending = max(int(r[5]) for r in rows)
     total = sum(int(r[6]) for r in rows)
-    return Recovery(BinlogPosition(best[2], w & 0xFFFFFFFF), best[3], frozenset(done),
-                    ddl_pending if ddl_pending > w else 0, total)
+    start = BinlogPosition(best[2], w & 0xFFFFFFFF) if best[2] else None
+    return Recovery(start, best[3], frozenset(done), ddl_pending if ddl_pending > w else 0, total, True)
 
 
 class CheckpointRow:
@@ -108,13 +114,14 @@ class CheckpointRow:
         self.worker = worker
         self.done: list[int] = []
 
-    def insert_if_missing(self, conn, start: BinlogPosition | None) -> None:
+    def insert_if_missing(self, conn, start: BinlogPosition | None, gtid: str = "") -> None:
         ordinal = start.ordinal if start else 0
         file = start.file if start else ""
         conn.query(
-            b"INSERT IGNORE INTO " + self.table + b" (worker, watermark, watermark_file, done) VALUES ("
+            b"INSERT IGNORE INTO " + self.table
+            + b" (worker, watermark, watermark_file, watermark_gtid, done) VALUES ("
             + str(self.worker).encode() + b"," + str(ordinal).encode() + b",'"
-            + _esc(file) + b"','')"
+            + _esc(file) + b"','" + _esc(gtid) + b"','')"
         )
         conn.commit()
 
@@ -161,25 +168,112 @@ class CheckpointRow:
 
 
 class Watermark:
-    """The end position of the longest fully committed prefix of transactions."""
+    """The end position of the longest fully committed prefix of transactions, as a
+    binlog position and as GTIDs (``gtids``: per domain on MariaDB, the executed set on
+    MySQL; ``gtid`` is its text)."""
 
     def __init__(self, start: BinlogPosition | None, gtid: str = "") -> None:
         self.ordinal = start.ordinal if start else 0
         self.file = start.file if start else ""
-        self.gtid = gtid
+        self.gtids = GtidPosition(gtid)
         self._next = 1  # seq expected to complete next
-        self._pending: dict[int, tuple[int, str, str] | None] = {}  # seq -> (end, file, gtid) when done
-        self._ends: dict[int, tuple[int, str, str]] = {}
+        self.timestamp = 0  # source commit time of the last transaction in the prefix
+        # seq -> (end, file, gtid, timestamp): registered, and done but not in the prefix yet
+        self._ends: dict[int, tuple[int, str, str, int]] = {}
+        self._pending: dict[int, tuple[int, str, str, int]] = {}
 
-    def register(self, seq: int, ordinal: int, file: str, gtid: str) -> None:
-        self._ends[seq] = (ordinal, file, gtid)
+    def register(self, seq: int, ordinal: int, file: str, gtid: str, timestamp: int = 0) -> None:
+        self._ends[seq] = (ordinal, file, gtid, timestamp)
 
     def done(self, seq: int) -> None:
         self._pending[seq] = self._ends.pop(seq)
         while self._next in self._pending:
-            end = self._pending.pop(self._next)
-            assert end is not None
-            self.ordinal, self.file, gtid = end
+            self.ordinal, self.file, gtid, timestamp = self._pending.pop(self._next)
             if gtid:
-                self.gtid = gtid
+                self.gtids.add(gtid)
+            if timestamp:
+                self.timestamp = timestamp
             self._next += 1
+
+    @property
+    def gtid(self) -> str:
+        return str(self.gtids)
+
+    def gtid_after(self, gtid: str) -> str:
+        """The GTID text once ``gtid`` (the next transaction's) is applied too."""
+        if not gtid:
+            return self.gtid
+        after = GtidPosition(self.gtid)
+        after.add(gtid)
+        return str(after)
+
+
+# -- one applier per checkpoint schema -------------------------------------------------------
+
+
+def lock_name(schema: str) -> str:
+    """The target's named lock for a checkpoint schema (GET_LOCK names: 64 characters)."""
+    name = f"mts_applier.{schema}"
+    if len(name) > 64:
+        name = "mts_applier." + hashlib.sha1(schema.encode()).hexdigest()
+    return name
+
+
+class CheckpointLock:
+    """``GET_LOCK`` on the target, held on its own connection for as long as an applier
+    (``run``, ``takeover``, ``handback``) works with a checkpoint schema: a second one
+    refuses, naming the holder. The server releases it when the connection ends (a
+    crash included), so a stale lock never blocks a restart."""
+
+    def __init__(self, target: TargetConfig, what: str = "applier run") -> None:
+        self.name = lock_name(target.checkpoint_schema)
+        conn = connect(target, "target", autocommit=True)
+        try:
+            got = _scalar(conn, "SELECT GET_LOCK(%s, 0)", (self.name,))
+            if got != 1:
+                raise Busy(self._holder(conn, target, what))
+            conn.query(f"SET @mts_applier = '{what}'".encode())
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    @staticmethod
+    def _holder(conn, target: TargetConfig, what: str) -> str:
+        holder = _scalar(conn, "SELECT IS_USED_LOCK(%s)", (lock_name(target.checkpoint_schema),))
+        who = f"connection {holder}"
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (holder,))
+            row = cur.fetchone()
+        except Exception:  # noqa: BLE001 - the description is best effort
+            row = None
+        finally:
+            cur.close()
+        if row:
+            who += f" of {text(row[0])}@{text(row[1])}, for {row[2]} s"
+        return (
+            f"cannot start {what}: another applier works with checkpoint schema "
+            f"{target.checkpoint_schema!r} on target {target.describe()} ({who}): stop it first, "
+            "or give this one its own [target] checkpoint_schema"
+        )
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def __enter__(self) -> CheckpointLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _scalar(conn, sql: str, params: tuple):
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+    finally:
+        cur.close()

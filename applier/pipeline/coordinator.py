@@ -18,10 +18,13 @@ import logging
 import signal
 import time
 
-from ..binlog.position import BinlogPosition
+import MySQLdb
+
+from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
+from ..db import codes
 from ..db.schema import SchemaCache
-from ..errors import ConfigError, ConnectError, SourceError
+from ..errors import ConfigError, ConnectError, SourceError, TargetError, TargetLost
 from ..metrics import Metrics
 from ..ops import preflight
 from . import checkpoint
@@ -31,75 +34,91 @@ from .intake import IDLE, Barrier, Filter, Intake, Routed, Stream, StreamEnd
 from .pool import Pool, ProcessPool
 from .serial import SerialApplier
 from .session import Session
-from .source import DumpSource, EndOfBinlog, SourceDisconnected
+from .source import DumpSource, EndOfBinlog, SourceDisconnected, check_start
 from .tables import TableCache
+from .until import Until, UntilTracker
 from .writeset import Weigher
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 10.0  # how often `applier -v run` logs its progress
+RECORD_SECONDS = 1.0  # caught up: how often row 0 may take the watermark
+STABLE_SECONDS = 60.0  # a target connection that lasted this long resets the reconnect count
 
 
 class Flow:
     """The forward pass: intake items -> skip, dispatch, serial apply or stream."""
 
     def __init__(self, intake: Intake, dispatcher: Dispatcher, serial, watermark: Watermark,
-                 metrics: Metrics, committed: frozenset[int] = frozenset()) -> None:
+                 metrics: Metrics, committed: frozenset[int] = frozenset(),
+                 until: UntilTracker | None = None) -> None:
         self.intake = intake
         self.dispatcher = dispatcher
         self.serial = serial  # a SerialApplier, or what stands in for one (bench)
         self.watermark = watermark
         self.metrics = metrics
         self.committed = committed  # end ordinals committed beyond the recovered watermark
+        self.until = until
         self.stop = False
         self._next_progress = 0.0
+        self._next_record = 0.0
 
     def run(self, reader) -> None:
-        """Until the reader ends (raises) or ``stop`` is set."""
-        dispatcher, metrics = self.dispatcher, self.metrics
+        """Until the reader ends (raises), ``stop`` is set or the UNTIL point is reached."""
+        dispatcher, until = self.dispatcher, self.until
         for item in self.intake.items(reader):
             t = type(item)
             if t is Routed:
                 txn = item.txn  # type: ignore[union-attr]
-                if self._settled(txn):
-                    continue
-                dispatcher.dispatch(txn, item.keys)  # type: ignore[union-attr]
-                if txn.timestamp:
-                    metrics.last_source_timestamp = txn.timestamp
-            elif item is IDLE:
-                dispatcher.idle()
-                self._progress()
-                if self.stop:
+                if until is not None and until.before(txn):
                     return
+                if not self._settled(txn):
+                    dispatcher.dispatch(txn, item.keys)  # type: ignore[union-attr]
+                if until is not None and until.after(txn):
+                    return
+            elif item is IDLE:
+                self._idle()
             elif t is Barrier:
                 txn = item.txn  # type: ignore[union-attr]
-                if self._settled(txn):
-                    continue
-                dispatcher.drain()
-                txn.ticket = dispatcher.next_ticket()
-                if self.serial.apply(txn):  # DDL: cached table definitions are stale
-                    dispatcher.schema_version += 1
-                    self.intake.forget_tables()
-                self._serial_done(txn)
+                if until is not None and until.before(txn):
+                    return
+                if not self._settled(txn):
+                    dispatcher.drain()
+                    txn.ticket = dispatcher.next_ticket()
+                    if self.serial.apply(txn):  # DDL: cached table definitions are stale
+                        dispatcher.schema_version += 1
+                        self.intake.forget_tables()
+                    self._serial_done(txn)
+                if until is not None and until.after(txn):
+                    return
             elif t is Stream:
                 txn = item.txn  # type: ignore[union-attr]
                 if item.first:  # type: ignore[union-attr]
+                    if until is not None and until.before(txn):
+                        return
                     dispatcher.drain()
-                    metrics.big_transactions += 1
+                    self.metrics.big_transactions += 1
                     self.serial.stream_begin(txn)
                 txn.rows += self.serial.stream(txn, item.items)  # type: ignore[union-attr]
             elif t is StreamEnd:
                 txn = item.txn  # type: ignore[union-attr]
-                self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
+                self._register(txn)
                 txn.ticket = dispatcher.next_ticket()
                 self.serial.stream_end(txn)
                 self._serial_done(txn)
+                if until is not None and until.after(txn):
+                    return
             if self.stop:
                 return
 
+    def _register(self, txn) -> None:
+        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid, txn.timestamp)
+        if txn.timestamp:
+            self.metrics.last_source_timestamp = txn.timestamp
+
     def _settled(self, txn) -> bool:
         """Register ``txn`` with the watermark; True if there is nothing to apply."""
-        self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid)
+        self._register(txn)
         if not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
         elif txn.end_ordinal in self.committed:
@@ -115,22 +134,27 @@ class Flow:
         m.barriers += 1
         m.transactions += 1
         m.rows += txn.rows
-        if txn.timestamp:
-            m.last_source_timestamp = txn.timestamp
 
-    def _progress(self) -> None:
+    def _idle(self) -> None:
+        """Nothing to read right now: let the workers' acknowledgements in, and once
+        everything has committed, let row 0 take the exact position (at most once per
+        RECORD_SECONDS)."""
+        self.dispatcher.idle()
         now = time.monotonic()
-        if now < self._next_progress:
-            return
-        self._next_progress = now + PROGRESS_SECONDS
-        m, w = self.metrics, self.watermark
-        log.info("applied %d transactions (%d rows, %.0f TPS), position %s:%d, lag %.1fs",
-                 m.transactions, m.rows, m.tps, w.file, w.ordinal & 0xFFFFFFFF, m.lag_seconds())
+        if now >= self._next_record and self.dispatcher.quiet():
+            self._next_record = now + RECORD_SECONDS
+            self.serial.record()
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_SECONDS
+            m, w = self.metrics, self.watermark
+            log.info("applied %d transactions (%d rows, %.0f TPS), position %s:%d, lag %.1fs",
+                     m.transactions, m.rows, m.tps, w.file, w.ordinal & 0xFFFFFFFF, m.lag_seconds())
 
 
 class Coordinator:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, until: Until | None = None) -> None:
         self.cfg = cfg
+        self.until = until
         self.metrics = Metrics()
         self._flow: Flow | None = None
         self._stop = False
@@ -145,72 +169,139 @@ class Coordinator:
         facts = preflight.inspect_source(cfg.source)
         preflight.check_source(facts, start_file=cfg.source.start_file or None,
                                start_gtid=cfg.source.start_gtid or None)
-        if cfg.source.flavor not in ("auto", facts.flavor):
-            raise ConfigError(f"[source] flavor = {cfg.source.flavor!r} but the source is {facts.flavor}")
         self.flavor = facts.flavor
         preflight.inspect_target(cfg.target)
-        self._run_from_checkpoint()
-        return self.metrics
+        t = cfg.target
+        attempts = 0
+        while True:
+            began = time.monotonic()
+            try:
+                self._run_from_checkpoint()
+                return self.metrics
+            except (TargetLost, ConnectError) as e:
+                if isinstance(e, ConnectError) and not attempts:
+                    raise  # unreachable from the start: nothing to resume
+                if time.monotonic() - began > STABLE_SECONDS:
+                    attempts = 0
+                attempts += 1
+                if attempts > t.reconnect_attempts or self._stop:
+                    raise
+                pause = min(30.0, t.reconnect_backoff_seconds * 2 ** (attempts - 1))
+                log.warning("%s; reconnecting to the target in %.1fs (attempt %d of %d), then "
+                            "resuming from the checkpoint", e, pause, attempts, t.reconnect_attempts)
+                time.sleep(pause)
 
     def _run_from_checkpoint(self) -> None:
         cfg, a = self.cfg, self.cfg.apply
-        session = Session(cfg.target, checkpoint.COORDINATOR_ROW)
+        schema = cfg.target.checkpoint_schema
         pool: Pool | None = None
+        session: Session | None = None
         clean = False
+        lock = checkpoint.CheckpointLock(cfg.target)
         try:
+            session = Session(cfg.target, checkpoint.COORDINATOR_ROW)
             conn = session.conn
-            checkpoint.ensure_table(conn, cfg.target.checkpoint_schema)
+            checkpoint.ensure_table(conn, schema)
             conn.commit()
-            recovery = checkpoint.load(conn, cfg.target.checkpoint_schema)
+            recovery = checkpoint.load(conn, schema)
             weigher = Weigher(conn)
             conn.commit()
             start, gtid = self._start_position(recovery)
+            until = self._until(start, gtid, recovery)
             workers = 1 if a.policy == "serial" else a.workers
             for wid in range(workers + 1):
-                checkpoint.CheckpointRow(cfg.target.checkpoint_schema, wid).insert_if_missing(conn, start)
-            watermark = Watermark(start, recovery.gtid)
+                checkpoint.CheckpointRow(schema, wid).insert_if_missing(conn, start, gtid)
+            watermark = Watermark(start, gtid)
             pool = ProcessPool(workers, cfg.target, a)
             tables = TableCache(SchemaCache(conn))
             dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order)
             serial = SerialApplier(session, tables, watermark, a, ddl_pending=recovery.ddl_pending,
                                    turn=pool.turn)
-            intake = Intake(a, Filter(a, cfg.target.checkpoint_schema), tables, weigher)
-            flow = self._flow = Flow(intake, dispatcher, serial, watermark, self.metrics, recovery.done)
+            intake = Intake(a, Filter(a, schema), tables, weigher)
+            flow = self._flow = Flow(intake, dispatcher, serial, watermark, self.metrics,
+                                     recovery.done, until)
             flow.stop = self._stop
             self._read(flow, start, gtid)
             dispatcher.drain()
             serial.record()  # the exact position, now that nothing is in flight
+            self.metrics.position = f"{watermark.file}:{watermark.ordinal & 0xFFFFFFFF}"
+            self.metrics.gtid = watermark.gtid
+            self.metrics.until_reached = until.reached if until is not None else None
             clean = True
+        except MySQLdb.Error as e:
+            code = codes.code_of(e)
+            if code in codes.GONE or code in codes.UNREACHABLE:
+                raise TargetLost(f"lost the connection to the target {cfg.target.describe()} "
+                                 f"({code}: {codes.message_of(e)})") from None
+            raise TargetError(f"target {cfg.target.describe()}: {code}: {codes.message_of(e)}") from None
         finally:
-            self.metrics.scanned = self._flow.intake.scanned if self._flow is not None else 0
+            if self._flow is not None:
+                self.metrics.scanned = self._flow.intake.scanned
             self._flow = None
             if pool is not None:
                 pool.stop(graceful=clean)
-            session.close()
+            if session is not None:
+                session.close()
+            lock.release()
 
     def _start_position(self, recovery: Recovery) -> tuple[BinlogPosition | None, str]:
+        """Where to start reading, and the GTID position there. A checkpoint wins over the
+        start options; a start from the options is checked with the source first, so a
+        wrong one leaves no checkpoint behind."""
         src = self.cfg.source
-        if recovery.start is not None:
-            log.info("resuming from checkpoint %s (%d committed beyond it)",
-                     recovery.start, len(recovery.done))
-            return recovery.start, ""
+        if recovery.exists:
+            if src.start_file or src.start_gtid:
+                log.info("a checkpoint exists: [source] start options are ignored")
+            if recovery.start is None and not recovery.gtid:
+                raise ConfigError(
+                    f"checkpoint schema {self.cfg.target.checkpoint_schema!r} holds no position: "
+                    "drop it (or run `applier takeover --force`) and start again"
+                )
+            log.info("resuming from checkpoint %s%s (%d committed beyond it)",
+                     recovery.start or "", f" GTID {recovery.gtid}" if recovery.gtid else "",
+                     len(recovery.done))
+            return recovery.start, recovery.gtid
         if src.start_file:
-            return BinlogPosition(src.start_file, src.start_pos), ""
-        if src.start_gtid:
-            return None, src.start_gtid
-        raise ConfigError(
-            "no start position: the target has no checkpoint yet, so set [source] start_file "
-            "(and start_pos) or start_gtid to where the target's data stops"
-        )
+            start, gtid = BinlogPosition(src.start_file, src.start_pos), ""
+        elif src.start_gtid:
+            start, gtid = None, str(GtidPosition(src.start_gtid))
+        else:
+            raise ConfigError(
+                "no start position: the target has no checkpoint yet, so set [source] start_file "
+                "(and start_pos) or start_gtid to where the target's data stops, or run "
+                "`applier takeover` on a native replica"
+            )
+        check_start(src, self.flavor, start, gtid)
+        return start, gtid
+
+    def _until(self, start: BinlogPosition | None, gtid: str, recovery: Recovery) -> UntilTracker | None:
+        until = self.until
+        if until is None:
+            return None
+        tracker = UntilTracker(until, gtid)
+        if until.position is not None:
+            if start is not None and until.position.ordinal <= start.ordinal:
+                raise ConfigError(f"--until-position {until.position} is at or before where this run "
+                                  f"starts ({start}): there is nothing to apply")
+            beyond = [o for o in recovery.done if o > until.position.ordinal]
+            if beyond:
+                end = BinlogPosition.from_ordinal(max(beyond), _base(start))
+                raise ConfigError(f"--until-position {until.position} is before transactions already "
+                                  f"applied out of order (up to {end}): give {end} or later")
+        if until.gtid and tracker.read_all():
+            raise ConfigError(f"--until-gtid {until.gtid} is already applied (the target is at "
+                              f"{gtid}): there is nothing to apply")
+        return tracker
 
     def _read(self, flow: Flow, start: BinlogPosition | None, gtid: str) -> None:
-        """Run ``flow`` over dump connections until the end (``stop_at_end``) or a stop
-        request; after a disconnect, drain and resume at the watermark."""
+        """Run ``flow`` over dump connections until the end (``stop_at_end``), the UNTIL
+        point or a stop request; after a disconnect, drain and resume at the watermark."""
         cfg = self.cfg.source
         attempts = 0
         position, gtid_start = start, gtid
+        non_blocking = self.cfg.apply.stop_at_end
         while not flow.stop:
-            reader = DumpSource(cfg, self.flavor, non_blocking=self.cfg.apply.stop_at_end)
+            reader = DumpSource(cfg, self.flavor, non_blocking=non_blocking)
             try:
                 reader.open(position, gtid_start)
                 attempts = 0
@@ -219,6 +310,8 @@ class Coordinator:
             except EndOfBinlog:
                 if flow.intake.partial:
                     raise SourceError("the source binlog ends inside a transaction") from None
+                if flow.until is not None:
+                    log.warning("the source's binlog ends before UNTIL %s", flow.until.until)
                 return
             except (SourceDisconnected, ConnectError) as e:
                 attempts += 1
@@ -234,9 +327,15 @@ class Coordinator:
                 w = flow.watermark
                 if w.ordinal:
                     position = BinlogPosition(w.file, w.ordinal & 0xFFFFFFFF)
+                elif position is None:
+                    gtid_start = w.gtid or gtid_start
                 time.sleep(min(30.0, cfg.reconnect_backoff_seconds * 2 ** (attempts - 1)))
             finally:
                 reader.close()
+
+
+def _base(start: BinlogPosition | None) -> str:
+    return file_base(start.file) if start is not None else "mysql-bin"
 
 
 def install_signal_handlers(coord: Coordinator) -> None:

@@ -92,6 +92,10 @@ class Dispatcher:
             self._wait_ack(deadline)
             self._release()
 
+    def quiet(self) -> bool:
+        """Nothing routed, waiting or held back: everything dispatched has committed."""
+        return not self.line and self.scheduler.idle()
+
     def next_ticket(self) -> int:
         """A ticket for a transaction the coordinator commits itself (after ``drain``)."""
         self._ticket += 1

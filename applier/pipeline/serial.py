@@ -66,15 +66,14 @@ class SerialApplier:
     def _work(self, txn: Transaction) -> Work:
         """The transaction as a message whose watermark is its own end: everything before
         it has committed (drained), so once it commits the watermark is there."""
-        gtid = txn.gtid or self.watermark.gtid
-        return Work([txn], txn.end_ordinal, txn.file, gtid, 0)
+        return Work([txn], txn.end_ordinal, txn.file, self.watermark.gtid_after(txn.gtid), 0)
 
     def _ddl(self, txn: Transaction) -> None:
         s = self.session
         rerun = txn.end_ordinal == self._ddl_pending
         w = self.watermark
         try:
-            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, 0, txn.end_ordinal))
+            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, w.timestamp, txn.end_ordinal))
             s.conn.commit()
             for item in txn.items:
                 if isinstance(item, RowsEvent):  # CREATE TABLE ... SELECT: after its statement
@@ -132,7 +131,7 @@ class SerialApplier:
             return
         s = self.session
         try:
-            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, 0))
+            s.conn.query(s.row.statement(w.ordinal, w.file, w.gtid, [], "", 0, w.timestamp))
             s.conn.commit()
         except MySQLdb.Error as e:
             raise self._error(e, None) from None
@@ -142,7 +141,7 @@ class SerialApplier:
 
     def _commit_row0(self, txn: Transaction) -> None:
         s, w = self.session, self.watermark
-        s.conn.query(s.row.statement(txn.end_ordinal, txn.file, txn.gtid or w.gtid, [], txn.gtid,
+        s.conn.query(s.row.statement(txn.end_ordinal, txn.file, w.gtid_after(txn.gtid), [], txn.gtid,
                                      1, txn.timestamp))
         s.conn.commit()
         if self.turn is not None:  # drained: every earlier ticket has committed

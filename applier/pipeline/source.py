@@ -244,8 +244,59 @@ class DumpSource:
         msg = pkt[9:].decode(errors="replace") if pkt[3:4] == b"#" else pkt[3:].decode(errors="replace")
         where = f"source {self.cfg.describe()}"
         if code == codes.ER_MASTER_FATAL_ERROR_READING_BINLOG:
+            low = msg.lower()
+            if any(w in low for w in ("bogus data", "middle of event", "exceeded max_allowed_packet",
+                                      "crc check", "wrong magic", "corrupt")):
+                raise SourceError(
+                    f"{where} cannot read an event at the requested position ({msg}): it is not "
+                    "the start of an event; use a position from SHOW BINLOG EVENTS (an End_log_pos)"
+                )
+            if "impossible position" in low or "> file size" in low:
+                raise SourceError(f"{where}: the requested position is past the end of its file ({msg})")
             raise BinlogPurgedError(
                 f"{where} cannot send the binlog from the requested position ({msg}): the file "
                 "may have been purged; restart the target from a fresh copy or choose a later position"
             )
         raise SourceError(f"{where} ended the binlog dump with error {code}: {msg}")
+
+
+# events that may come first at a transaction boundary (or at the start of a file)
+_BOUNDARY = frozenset({
+    ev.MARIADB_GTID, ev.MYSQL_GTID, ev.MYSQL_ANONYMOUS_GTID, ev.MYSQL_GTID_TAGGED, ev.QUERY,
+    ev.FORMAT_DESCRIPTION, ev.ROTATE, ev.STOP, ev.MYSQL_PREVIOUS_GTIDS, ev.MARIADB_GTID_LIST,
+    ev.MARIADB_BINLOG_CHECKPOINT, ev.HEARTBEAT, ev.MYSQL_HEARTBEAT_V2,
+})
+
+
+def check_start(cfg: SourceConfig, flavor: str, start: BinlogPosition | None, gtid: str) -> None:
+    """Ask the source to send from the start position and look at what comes first: an
+    error, or an event that cannot begin a transaction, means the position is wrong
+    (purged, past the end, inside an event or inside a transaction). Raises
+    ``SourceError`` naming the setting; a position at the end of the binlog is fine."""
+    reader = DumpSource(cfg, flavor, non_blocking=True)
+    where = f"[source] start_file/start_pos = {start}" if start else f"[source] start_gtid = {gtid!r}"
+    try:
+        reader.open(start, gtid)
+        for _ in range(64):  # the artificial Rotate / FormatDescription come first
+            e = reader.next_event()
+            if e is None:
+                if not reader.fill(10.0):
+                    return  # nothing to read within 10 s: nothing wrong with the position
+                continue
+            if e.log_pos == 0 or e.flags & ev.LOG_EVENT_ARTIFICIAL_F:
+                continue
+            if e.type not in _BOUNDARY:
+                raise SourceError(
+                    f"{where} is inside a transaction: the first event there is of type {e.type} "
+                    "(a transaction starts with its GTID event): start at the end position of a "
+                    "COMMIT/XID event or at a GTID"
+                )
+            return
+    except EndOfBinlog:
+        return
+    except SourceDisconnected as e:
+        raise SourceError(f"{where}: the source ended the dump at once ({e})") from None
+    except BinlogPurgedError as e:
+        raise type(e)(f"{where}: {e}") from None
+    finally:
+        reader.close()
