@@ -483,4 +483,10 @@ def decode_rows(
             rows.append((None, image))
         if pos == start:  # pragma: no cover - guarded above; never loop without progress
             raise DecodeError(f"rows event for {plan.db}.{plan.table} has row images without any column")
+        if pos > end:
+            raise DecodeError(
+                f"rows event for {plan.db}.{plan.table} is truncated: a row image runs {pos - end} "
+                "bytes past its end (a corrupted binlog, or TableMap metadata the target's table "
+                "does not match)"
+            )
     return rows

@@ -818,10 +818,12 @@ def test_errors_match_fallback() -> None:
         native.decode_keys(other, INSERT, body, 2, None)
     # not bytes: answered by rowcodec
     assert native.decode_keys(plan, INSERT, bytearray(body), 2) == rc.decode_rows(plan, INSERT, bytearray(body), 2)
-    # a truncated body: whatever rowcodec does (here: a short last value)
+    # a truncated body: rowcodec's DecodeError
     assert _outcome(native.decode_keys, plan, INSERT, body[:-1], 2) == _outcome(
         rc.decode_rows, plan, INSERT, body[:-1], 2
     )
+    with pytest.raises(DecodeError, match="truncated: a row image runs 1 bytes past its end"):
+        rc.decode_rows(plan, INSERT, body[:-1], 2)
     with strict(), pytest.raises(Exception):  # noqa: B017 - strict mode surfaces the fallback
         native.decode_keys(plan, INSERT, body[:-1], 2)
 
