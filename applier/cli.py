@@ -77,6 +77,39 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
 
 @main.command()
 @config_option
+@click.option("--force", is_flag=True, help="Replace a checkpoint the applier already has.")
+def takeover(config_path, force) -> None:
+    """Take over from the target's native replica: stop its IO and SQL threads and start
+    the applier's checkpoint at its exact executed position."""
+    from .ops.takeover import takeover as take
+
+    try:
+        position = take(_load(config_path), force=force)
+    except ApplierError as e:
+        _fail(e)
+    click.echo(f"took over at {position}; the native replica's threads are stopped: "
+               f"now run `applier run --config {config_path or 'FILE'}`")
+
+
+@main.command()
+@config_option
+@click.option("--gtid/--file-position", "use_gtid", default=None,
+              help="Point the native replica by GTID or by file/position "
+                   "[default: as the replica was configured].")
+def handback(config_path, use_gtid) -> None:
+    """Hand the target back to its native replica: apply what lies in gaps, set the
+    replica's position to the applier's exact position and start it."""
+    from .ops.takeover import handback as give
+
+    try:
+        position = give(_load(config_path), use_gtid=use_gtid)
+    except ApplierError as e:
+        _fail(e)
+    click.echo(f"handed back at {position}; the native replica runs")
+
+
+@main.command()
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status(config_path, as_json) -> None:
     """Applied position (exact), source position, lag, whether an applier runs."""

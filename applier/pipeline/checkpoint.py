@@ -36,6 +36,7 @@ from ..db.sql import escape, quote_ident, text
 from ..errors import Busy
 
 COORDINATOR_ROW = 0
+HANDED_BACK = "handed back"  # row 0's state after `applier handback`
 
 
 def _esc(value: str) -> bytes:
@@ -56,6 +57,7 @@ def ddl(schema: str) -> list[bytes]:
         b" ddl_pending BIGINT UNSIGNED NOT NULL DEFAULT 0,"
         b" transactions BIGINT UNSIGNED NOT NULL DEFAULT 0,"
         b" source_timestamp INT UNSIGNED NOT NULL DEFAULT 0,"
+        b" state VARCHAR(255) NOT NULL DEFAULT '',"
         b" updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"
         b") ENGINE=InnoDB",
     ]
@@ -64,6 +66,13 @@ def ddl(schema: str) -> list[bytes]:
 def ensure_table(conn, schema: str) -> None:
     for sql in ddl(schema):
         conn.query(sql)
+    cur = conn.cursor()  # a table from before the ``state`` column
+    cur.execute("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = 'checkpoint' AND COLUMN_NAME = 'state'", (schema,))
+    if not cur.fetchone():
+        conn.query(b"ALTER TABLE " + quote_ident(schema) + b".checkpoint ADD COLUMN "
+                   b"state VARCHAR(255) NOT NULL DEFAULT ''")
+    cur.close()
 
 
 @dataclass(frozen=True)
@@ -76,13 +85,14 @@ class Recovery:
     ddl_pending: int  # end ordinal of a DDL that may or may not have run
     applied_transactions: int
     exists: bool  # the table has rows: a previous run (or takeover) chose where to start
+    handed_back: str = ""  # row 0's state when `applier handback` gave the target to its native replica
 
 
 def load(conn, schema: str) -> Recovery:
     cur = conn.cursor()
     cur.execute(
-        b"SELECT worker, watermark, watermark_file, watermark_gtid, done, ddl_pending, transactions "
-        b"FROM " + quote_ident(schema) + b".checkpoint"
+        b"SELECT worker, watermark, watermark_file, watermark_gtid, done, ddl_pending, transactions, "
+        b"state FROM " + quote_ident(schema) + b".checkpoint"
     )
     rows = cur.fetchall()
     cur.close()
@@ -91,8 +101,8 @@ def load(conn, schema: str) -> Recovery:
 
 def recover(rows: list[tuple]) -> Recovery:
     """Where to resume from the checkpoint rows ``(worker, watermark, watermark_file,
-    watermark_gtid, done, ddl_pending, transactions)``: the highest watermark W*, and
-    the ``done`` entries of every row beyond it (see the module docstring)."""
+    watermark_gtid, done, ddl_pending, transactions, state)``: the highest watermark W*,
+    and the ``done`` entries of every row beyond it (see the module docstring)."""
     if not rows:
         return Recovery(None, "", frozenset(), 0, 0, False)
     best = max(rows, key=lambda r: int(r[1]))
@@ -103,7 +113,10 @@ def recover(rows: list[tuple]) -> Recovery:
     ddl_pending = max(int(r[5]) for r in rows)
     total = sum(int(r[6]) for r in rows)
     start = BinlogPosition(best[2], w & 0xFFFFFFFF) if best[2] else None
-    return Recovery(start, best[3], frozenset(done), ddl_pending if ddl_pending > w else 0, total, True)
+    state = next((r[7] for r in rows if int(r[0]) == COORDINATOR_ROW), "")
+    handed_back = state if state.startswith(HANDED_BACK) else ""
+    return Recovery(start, best[3], frozenset(done), ddl_pending if ddl_pending > w else 0, total, True,
+                    handed_back)
 
 
 class CheckpointRow:
@@ -277,3 +290,16 @@ def _scalar(conn, sql: str, params: tuple):
         return cur.fetchone()[0]
     finally:
         cur.close()
+
+
+def replace(conn, schema: str, start: BinlogPosition | None, gtid: str, state: str) -> None:
+    """Make the table hold just row 0 at ``start`` / ``gtid`` with ``state`` (takeover:
+    the native replica's position; handback: marks the table as handed back)."""
+    table = quote_ident(schema) + b".checkpoint"
+    conn.query(b"DELETE FROM " + table)
+    conn.query(
+        b"INSERT INTO " + table + b" (worker, watermark, watermark_file, watermark_gtid, done, state) "
+        b"VALUES (0," + str(start.ordinal if start else 0).encode() + b",'"
+        + _esc(start.file if start else "") + b"','" + _esc(gtid) + b"','','" + _esc(state) + b"')"
+    )
+    conn.commit()

@@ -26,8 +26,7 @@ from ..db import codes
 from ..db.schema import SchemaCache
 from ..errors import ConfigError, ConnectError, SourceError, TargetError, TargetLost
 from ..metrics import Metrics
-from ..ops import preflight
-from . import checkpoint
+from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
 from .dispatcher import Dispatcher
 from .intake import IDLE, Barrier, Filter, Intake, Routed, Stream, StreamEnd
@@ -152,9 +151,10 @@ class Flow:
 
 
 class Coordinator:
-    def __init__(self, cfg: Config, until: Until | None = None) -> None:
+    def __init__(self, cfg: Config, until: Until | None = None, *, locked: bool = False) -> None:
         self.cfg = cfg
         self.until = until
+        self.locked = locked  # the caller holds the checkpoint schema's lock (handback)
         self.metrics = Metrics()
         self._flow: Flow | None = None
         self._stop = False
@@ -170,7 +170,7 @@ class Coordinator:
         preflight.check_source(facts, start_file=cfg.source.start_file or None,
                                start_gtid=cfg.source.start_gtid or None)
         self.flavor = facts.flavor
-        preflight.inspect_target(cfg.target)
+        preflight.inspect_target(cfg.target, check_replica=not self.locked)
         t = cfg.target
         attempts = 0
         while True:
@@ -197,7 +197,7 @@ class Coordinator:
         pool: Pool | None = None
         session: Session | None = None
         clean = False
-        lock = checkpoint.CheckpointLock(cfg.target)
+        lock = None if self.locked else checkpoint.CheckpointLock(cfg.target)
         try:
             session = Session(cfg.target, checkpoint.COORDINATOR_ROW)
             conn = session.conn
@@ -242,13 +242,20 @@ class Coordinator:
                 pool.stop(graceful=clean)
             if session is not None:
                 session.close()
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _start_position(self, recovery: Recovery) -> tuple[BinlogPosition | None, str]:
         """Where to start reading, and the GTID position there. A checkpoint wins over the
         start options; a start from the options is checked with the source first, so a
         wrong one leaves no checkpoint behind."""
         src = self.cfg.source
+        if recovery.handed_back:
+            raise ConfigError(
+                f"checkpoint schema {self.cfg.target.checkpoint_schema!r}: the target was "
+                f"{recovery.handed_back}: its native replica applies the source now; run "
+                "`applier takeover` to take over again"
+            )
         if recovery.exists:
             if src.start_file or src.start_gtid:
                 log.info("a checkpoint exists: [source] start options are ignored")

@@ -24,7 +24,7 @@ def _engine_answers() -> bool:
 @pytest.mark.skipif(not _engine_answers(), reason="no Docker engine answers: MySQL 8.4 source unavailable")
 def test_mysql_source_gtid_position():  # pragma: no cover - needs a Docker engine
     from applier import config
-    from applier.ops.preflight import check_source, inspect_source
+    from applier.pipeline.preflight import check_source, inspect_source
 
     subprocess.run(["docker", "compose", "-f", str(COMPOSE), "up", "-d", "--wait"], check=True, timeout=300)
     try:

@@ -28,7 +28,7 @@ from applier.errors import (
     TargetError,
 )
 from applier.harness import sandbox
-from applier.ops.preflight import (
+from applier.pipeline.preflight import (
     SourceFacts,
     check_source,
     check_tables_exist,

@@ -81,7 +81,7 @@ def simulate(rng: random.Random, n: int, workers: int, crash_after: int):
         committed.update(batch)
         for seq in batch:
             watermark.done(seq)
-    table = [(k, w, FILE, "", d, 0, 0) for k, (w, d) in rows.items()]
+    table = [(k, w, FILE, "", d, 0, 0, "") for k, (w, d) in rows.items()]
     return table, committed, next_seq - 1
 
 
@@ -103,15 +103,18 @@ def test_recovery_names_exactly_what_committed(seed, n, workers, crash_after):
 def test_recovery_of_an_empty_table_and_of_a_pending_ddl():
     assert recover([]).start is None
     w = end_of(5)
-    rows = [(0, w, FILE, "0-1-5", "", end_of(6), 3), (1, end_of(4), FILE, "", str(end_of(7)), 0, 4)]
+    rows = [(0, w, FILE, "0-1-5", "", end_of(6), 3, ""), (1, end_of(4), FILE, "", str(end_of(7)), 0, 4, "")]
     rec = recover(rows)
     assert rec.start == BinlogPosition(FILE, w & 0xFFFFFFFF)
     assert rec.gtid == "0-1-5"
     assert rec.ddl_pending == end_of(6)  # beyond W*: may or may not have run
     assert rec.done == frozenset({end_of(7)})
     assert rec.applied_transactions == 7
-    rows[0] = (0, end_of(6), FILE, "0-1-6", "", end_of(6), 3)  # the DDL's end recorded after it
+    rows[0] = (0, end_of(6), FILE, "0-1-6", "", end_of(6), 3, "")  # the DDL's end recorded after it
     assert recover(rows).ddl_pending == 0
+    assert not recover(rows).handed_back
+    rows[0] = (*rows[0][:7], "handed back at 2026-12-01 10:00:00")
+    assert recover(rows).handed_back == "handed back at 2026-12-01 10:00:00"
 
 
 def test_next_done_keeps_entries_until_a_watermark_passes_them():

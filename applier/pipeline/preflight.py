@@ -25,6 +25,7 @@ from ..binlog.position import file_base, file_number
 from ..config import ServerConfig, SourceConfig, TargetConfig
 from ..db import codes
 from ..db.connect import connect, flavor_and_version
+from ..db.replica import Replica
 from ..db.sql import text as _text
 from ..errors import BinlogPurgedError, ConfigError, SchemaError, SourceError, TargetError
 
@@ -240,11 +241,12 @@ def _source_query_error(e, where, flavor, version, sql) -> SourceError:
 # ---- target ------------------------------------------------------------------------------
 
 
-def inspect_target(target: TargetConfig) -> None:
+def inspect_target(target: TargetConfig, *, check_replica: bool = True) -> None:
     """Raise unless the target is reachable, writable and can hold the checkpoint schema.
 
     ``ConnectError`` for an unreachable target or bad credentials, ``TargetError`` for
-    read_only (without the privilege to bypass it) or missing grants on the schema.
+    read_only (without the privilege to bypass it), missing grants on the schema, or the
+    target's own replica SQL thread running (it would apply the same changes).
     """
     where = f"target {target.describe()}"
     conn = connect(target, "target")
@@ -283,6 +285,13 @@ def inspect_target(target: TargetConfig) -> None:
                 f"{where}: user {grants.user} cannot {what} the checkpoint schema {schema!r} "
                 f"(lacks {', '.join(missing)}): GRANT {', '.join(needed)} ON `{schema}`.* TO "
                 f"{grants.user}, or set [target] checkpoint_schema"
+            )
+        running = Replica(conn, flavor, where).running_sql_threads() if check_replica else []
+        if running:
+            name = f" (connection {running[0]!r})" if running[0] else ""
+            raise TargetError(
+                f"{where}: its own replica SQL thread runs{name} and would apply the same "
+                "changes: run `applier takeover` (or STOP SLAVE) first"
             )
     finally:
         conn.close()

@@ -1,0 +1,168 @@
+"""The target's own replication (the native IO and SQL threads), in either flavor: read
+its status, stop and start it, point it at a position. Used by `takeover`, `handback`
+and the preflight that refuses to run beside a running SQL thread.
+
+MariaDB: SHOW SLAVE STATUS (default connection; SHOW ALL SLAVES STATUS for the
+preflight), STOP/START SLAVE, CHANGE MASTER TO, gtid_slave_pos. MySQL 8.0.22+: SHOW
+REPLICA STATUS, STOP/START REPLICA, CHANGE REPLICATION SOURCE TO, gtid_executed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+import MySQLdb
+import MySQLdb.cursors
+
+from ..config import ServerConfig
+from ..db import codes
+from ..db.sql import text
+from ..errors import TargetError
+
+STOP_SECONDS = 120.0  # how long STOP SLAVE may take to finish the group it applies
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    io_running: bool
+    sql_running: bool
+    host: str
+    port: int
+    user: str
+    exec_file: str  # the source's binlog coordinates of the last executed transaction
+    exec_pos: int
+    sql_errno: int
+    sql_error: str
+    auto_position: bool  # MariaDB Using_Gtid != No; MySQL Auto_Position = 1
+    name: str = ""  # MariaDB multi-source connection name
+
+
+class Replica:
+    """The replication of one target server (``conn``: a MySQLdb connection)."""
+
+    def __init__(self, conn, flavor: str, where: str) -> None:
+        self.conn = conn
+        self.flavor = flavor
+        self.where = where
+        self.mariadb = flavor == "mariadb"
+
+    def _rows(self, sql: str) -> list[dict]:
+        cur = self.conn.cursor(MySQLdb.cursors.DictCursor)
+        try:
+            cur.execute(sql)
+            return [{k: text(v) if isinstance(v, bytes | bytearray) else v for k, v in r.items()}
+                    for r in cur.fetchall()]
+        except MySQLdb.Error as e:
+            if codes.code_of(e) in codes.PRIVILEGE:
+                raise TargetError(
+                    f"{self.where}: {sql} was refused ({codes.message_of(e)}): grant the applier's "
+                    f"target user {'SLAVE MONITOR' if self.mariadb else 'REPLICATION CLIENT'} "
+                    "(and REPLICATION SLAVE ADMIN / SUPER to stop and start it)"
+                ) from None
+            raise
+        finally:
+            cur.close()
+
+    def status(self) -> ReplicaStatus | None:
+        """The default replication channel, or None when the server is not a replica."""
+        rows = self._rows("SHOW SLAVE STATUS" if self.mariadb else "SHOW REPLICA STATUS")
+        return _status(rows[0], self.mariadb) if rows else None
+
+    def running_sql_threads(self) -> list[str]:
+        """Names of channels whose SQL thread runs ("" for the default one)."""
+        rows = self._rows("SHOW ALL SLAVES STATUS" if self.mariadb else "SHOW REPLICA STATUS")
+        out = []
+        for r in rows:
+            st = _status(r, self.mariadb)
+            if st.sql_running:
+                out.append(st.name)
+        return out
+
+    def execute(self, sql: str, params: tuple | None = None) -> None:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+        except MySQLdb.Error as e:
+            raise TargetError(f"{self.where}: {sql.split(' TO ')[0]} failed: "
+                              f"{codes.code_of(e)}: {codes.message_of(e)}") from None
+        finally:
+            cur.close()
+
+    def stop(self) -> ReplicaStatus:
+        """Stop both threads and wait until they have; the status after."""
+        self.execute("STOP SLAVE" if self.mariadb else "STOP REPLICA")
+        deadline = time.monotonic() + STOP_SECONDS
+        while True:
+            st = self.status()
+            assert st is not None
+            if not st.sql_running and not st.io_running:
+                return st
+            if time.monotonic() > deadline:
+                raise TargetError(f"{self.where}: the replica threads did not stop within "
+                                  f"{STOP_SECONDS:g}s: look at SHOW PROCESSLIST")
+            time.sleep(0.1)
+
+    def start(self, wait: float = 30.0) -> ReplicaStatus:
+        """Start both threads; the status once the SQL thread runs (or stopped on an error)."""
+        self.execute("START SLAVE" if self.mariadb else "START REPLICA")
+        deadline = time.monotonic() + wait
+        while True:
+            st = self.status()
+            assert st is not None
+            if st.sql_errno:
+                raise TargetError(f"{self.where}: the native replica stopped on error {st.sql_errno}: "
+                                  f"{st.sql_error}")
+            if st.sql_running:
+                return st
+            if time.monotonic() > deadline:
+                raise TargetError(f"{self.where}: the native replica's SQL thread did not start "
+                                  f"within {wait:g}s: look at SHOW SLAVE STATUS")
+            time.sleep(0.1)
+
+    def gtid_position(self) -> str:
+        """MariaDB: gtid_slave_pos; MySQL: gtid_executed."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute("SELECT @@GLOBAL.gtid_slave_pos" if self.mariadb else "SELECT @@GLOBAL.gtid_executed")
+            return text(cur.fetchone()[0]).replace("\n", "")
+        finally:
+            cur.close()
+
+
+def _status(r: dict, mariadb: bool) -> ReplicaStatus:
+    if mariadb:
+        return ReplicaStatus(
+            r.get("Slave_IO_Running") == "Yes", r.get("Slave_SQL_Running") == "Yes",
+            r.get("Master_Host") or "", int(r.get("Master_Port") or 0), r.get("Master_User") or "",
+            r.get("Relay_Master_Log_File") or "", int(r.get("Exec_Master_Log_Pos") or 0),
+            int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
+            (r.get("Using_Gtid") or "No") != "No", r.get("Connection_name") or "",
+        )
+    return ReplicaStatus(
+        r.get("Replica_IO_Running") == "Yes", r.get("Replica_SQL_Running") == "Yes",
+        r.get("Source_Host") or "", int(r.get("Source_Port") or 0), r.get("Source_User") or "",
+        r.get("Relay_Source_Log_File") or "", int(r.get("Exec_Source_Log_Pos") or 0),
+        int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
+        str(r.get("Auto_Position")) == "1", r.get("Channel_Name") or "",
+    )
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def same_server(host: str, port: int, server: ServerConfig) -> bool:
+    """The replica's source (host, port) is the configured server."""
+    if server.socket:
+        return host in _LOOPBACK or not host
+    if port != server.port:
+        return False
+    if host == server.host or {host, server.host} <= _LOOPBACK:
+        return True
+    try:
+        mine = {a[4][0] for a in socket.getaddrinfo(server.host, port)}
+        theirs = {a[4][0] for a in socket.getaddrinfo(host, port)}
+    except OSError:
+        return False
+    return bool(mine & theirs)

@@ -1,0 +1,221 @@
+"""`applier takeover` and `applier handback`: switch a replica between its native SQL
+thread and the applier at one exact position, nothing lost, nothing applied twice.
+
+takeover: the target is a native replica of the configured source. Its IO and SQL
+threads are stopped (the SQL thread finishes the transaction it applies; both flavors
+commit in source order, MySQL's parallel workers only with replica_preserve_commit_order,
+so the executed position has no gaps there — with gaps on MySQL the GTID set is used),
+its executed position (source binlog coordinates and GTIDs) becomes the applier's start
+in the checkpoint table, and it is printed.
+
+handback: with no applier running, the target is first brought to one exact position
+(if workers committed out of order before a crash, exactly the transactions in the
+gaps are applied: `applier run --until-position <the highest committed>`), then the
+native replica is pointed there (MariaDB: gtid_slave_pos from the source's
+BINLOG_GTID_POS with MASTER_USE_GTID=slave_pos, or file/pos; MySQL: the applied GTIDs
+added to gtid_executed with gtid_purged='+...' and SOURCE_AUTO_POSITION=1, or file/pos)
+and started; the checkpoint table is marked as handed back, so a later `applier run`
+refuses until the next takeover.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet, file_base
+from ..config import Config
+from ..db.connect import connect, flavor_and_version
+from ..db.replica import Replica, same_server
+from ..db.sql import text
+from ..errors import ConfigError, TargetError
+from ..pipeline import checkpoint
+from ..pipeline.checkpoint import CheckpointLock
+from ..pipeline.until import Until
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Position:
+    file: str  # "" when only GTIDs say where
+    pos: int
+    gtid: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.pos}" if self.file else ""
+        gtid = f"GTID {self.gtid}" if self.gtid else ""
+        return " ".join(x for x in (where, f"({gtid})" if where and gtid else gtid) if x)
+
+
+def takeover(cfg: Config, *, force: bool = False) -> Position:
+    t = cfg.target
+    where = f"target {t.describe()}"
+    with CheckpointLock(t, "applier takeover"):
+        conn = connect(t, "target", autocommit=True)
+        try:
+            flavor, _ = flavor_and_version(conn)
+            replica = Replica(conn, flavor, where)
+            st = replica.status()
+            if st is None:
+                raise ConfigError(
+                    f"{where} is not a replica (SHOW {'SLAVE' if flavor == 'mariadb' else 'REPLICA'} "
+                    "STATUS is empty): nothing to take over; start with [source] start_file/start_pos "
+                    "or start_gtid instead"
+                )
+            if st.sql_errno:
+                raise TargetError(
+                    f"{where}: its SQL thread stopped on error {st.sql_errno} ({st.sql_error}): fix it "
+                    "and let the native replica go on (START SLAVE) before taking over"
+                )
+            if not same_server(st.host, st.port, cfg.source):
+                raise ConfigError(
+                    f"{where} replicates from {st.host}:{st.port} but [source] is "
+                    f"{cfg.source.describe()}: point [source] at the replica's source"
+                )
+            checkpoint.ensure_table(conn, t.checkpoint_schema)
+            rec = checkpoint.load(conn, t.checkpoint_schema)
+            if rec.exists and not rec.handed_back and not force:
+                raise ConfigError(
+                    f"checkpoint schema {t.checkpoint_schema!r} already holds a position "
+                    f"({rec.start or rec.gtid}): the applier has taken over already; give --force "
+                    "to replace it with the native replica's position"
+                )
+            st = replica.stop()
+            if st.sql_errno:
+                raise TargetError(f"{where}: its SQL thread stopped on error {st.sql_errno} "
+                                  f"({st.sql_error}) while stopping: fix it first")
+            gtid = replica.gtid_position()
+            position = _executed(conn, flavor, st.exec_file, st.exec_pos, gtid)
+            start = BinlogPosition(position.file, position.pos) if position.file else None
+            checkpoint.replace(conn, t.checkpoint_schema, start, position.gtid,
+                               f"taken over at {_now()}")
+        finally:
+            conn.close()
+    return position
+
+
+def _executed(conn, flavor: str, file: str, pos: int, gtid: str) -> Position:
+    """Where the stopped replica is. MySQL with GTIDs and parallel workers that may commit
+    out of order: the executed GTID set (exact with gaps), no file position."""
+    if flavor == "mysql" and gtid:
+        cur = conn.cursor()
+        cur.execute("SELECT @@GLOBAL.replica_parallel_workers, @@GLOBAL.replica_preserve_commit_order")
+        workers, ordered = cur.fetchone()
+        cur.close()
+        if int(workers) > 1 and not int(ordered):
+            return Position("", 0, gtid)
+    if not file:
+        raise TargetError("the replica reports no executed position (Relay_Master_Log_File is "
+                          "empty): let it apply something first, or start from a position")
+    return Position(file, pos, gtid)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- handback --------------------------------------------------------------------------------
+
+
+def handback(cfg: Config, *, use_gtid: bool | None = None) -> Position:
+    """Hand the target back to its native replica; returns the position it starts at.
+    ``use_gtid``: None follows the replica's own setting (MASTER_USE_GTID /
+    SOURCE_AUTO_POSITION), else GTIDs (True) or file/pos (False)."""
+    from ..pipeline.coordinator import Coordinator
+
+    t = cfg.target
+    where = f"target {t.describe()}"
+    with CheckpointLock(t, "applier handback") as lock:
+        conn = lock.conn
+        checkpoint.ensure_table(conn, t.checkpoint_schema)
+        rec = checkpoint.load(conn, t.checkpoint_schema)
+        if rec.handed_back:
+            raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r}: already {rec.handed_back}")
+        if not rec.exists or (rec.start is None and not rec.gtid):
+            raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r} holds no position: "
+                              "there is nothing to hand back")
+        if rec.done:
+            # transactions committed out of order beyond the watermark: apply exactly the
+            # ones in the gaps, to one exact position
+            highest = BinlogPosition.from_ordinal(max(rec.done), file_base(rec.start.file if rec.start else "mysql-bin"))
+            log.info("applying the transactions in gaps, up to %s", highest)
+            run_cfg = cfg.with_overrides("apply", stop_at_end=False)
+            Coordinator(run_cfg, Until(position=highest), locked=True).run()
+            rec = checkpoint.load(conn, t.checkpoint_schema)
+            conn.commit()
+        assert not rec.done
+        flavor, _ = flavor_and_version(conn)
+        replica = Replica(conn, flavor, where)
+        st = replica.status()
+        if st is not None and (st.sql_running or st.io_running):
+            replica.stop()
+        gtid = use_gtid if use_gtid is not None else (st.auto_position if st is not None else False)
+        if flavor == "mariadb":
+            position = _point_mariadb(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
+        else:
+            position = _point_mysql(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
+        checkpoint.replace(conn, t.checkpoint_schema, rec.start, rec.gtid,
+                           f"{checkpoint.HANDED_BACK} at {_now()} ({position})")
+        replica.start()
+    return position
+
+
+def _source_clause(cfg: Config, mariadb: bool) -> tuple[str, tuple]:
+    """The connection part of CHANGE MASTER/REPLICATION SOURCE for a target that was never
+    a replica: the configured source (its password is passed as a parameter, never shown)."""
+    s = cfg.source
+    if s.socket:
+        raise ConfigError("[source] socket: the native replica needs host/port of the source")
+    word = "MASTER" if mariadb else "SOURCE"
+    return (f"{word}_HOST = %s, {word}_PORT = %s, {word}_USER = %s, {word}_PASSWORD = %s, ",
+            (s.host, s.port, s.user, s.password))
+
+
+def _point_mariadb(cfg: Config, replica: Replica, rec, *, configured: bool, use_gtid: bool) -> Position:
+    head, params = ("", ()) if configured else _source_clause(cfg, True)
+    if rec.start is None:
+        use_gtid = True
+    if use_gtid:
+        gtid = _source_gtid_pos(cfg, rec.start) if rec.start is not None else rec.gtid
+        replica.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
+        replica.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = slave_pos", params)
+        return Position("", 0, gtid)
+    replica.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = no, MASTER_LOG_FILE = %s, "
+                    "MASTER_LOG_POS = %s", (*params, rec.start.file, rec.start.pos))
+    return Position(rec.start.file, rec.start.pos, "")
+
+
+def _source_gtid_pos(cfg: Config, start: BinlogPosition) -> str:
+    """MariaDB's own GTID position at a binlog position of the source: every domain."""
+    conn = connect(cfg.source, "source")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
+        value = cur.fetchone()[0]
+    finally:
+        conn.close()
+    if value is None:
+        raise TargetError(f"source {cfg.source.describe()} cannot tell the GTID position at {start} "
+                          "(BINLOG_GTID_POS is NULL: purged?): use --file-position")
+    return text(value)
+
+
+def _point_mysql(cfg: Config, replica: Replica, rec, *, configured: bool, use_gtid: bool) -> Position:
+    head, params = ("", ()) if configured else _source_clause(cfg, False)
+    applied = GtidPosition(rec.gtid).mysql
+    if rec.start is None:
+        use_gtid = True
+    if use_gtid:
+        if applied is None:
+            raise ConfigError("the checkpoint holds no GTIDs: hand back with --file-position")
+        executed = MysqlGtidSet.parse(replica.gtid_position())
+        missing = applied.difference(executed)
+        if missing:
+            replica.execute("SET GLOBAL gtid_purged = %s", (f"+{missing}",))
+        replica.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 1", params)
+        return Position("", 0, str(applied))
+    replica.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 0, SOURCE_LOG_FILE = %s, "
+                    "SOURCE_LOG_POS = %s", (*params, rec.start.file, rec.start.pos))
+    return Position(rec.start.file, rec.start.pos, "")
