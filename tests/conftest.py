@@ -1,11 +1,15 @@
-"""Shared fixtures: one throwaway MariaDB source and target per test session.
+"""Shared fixtures: one throwaway MariaDB source and target per test session, and a
+MySQL 9.7 source and target (``mysql_source``/``mysql_target``) for tests that ask.
 
-Why session scope: installing and starting ``mariadbd`` costs about a second each; tests
-isolate themselves by database name (``dbname``) instead of by server. A test that
-stops or kills a server must use its own ``LocalMariadb``, never these.
+Why session scope: installing and starting ``mariadbd`` costs about a second each
+(``mysqld`` in its chroot: ~6 s); tests isolate themselves by database name
+(``dbname``) instead of by server. A test that stops or kills a server must use its own
+``LocalMariadb``/``LocalMysql``, never these. MySQL servers start only when a test
+requests them.
 
-Without MariaDB binaries integration tests are skipped locally, but fail under CI (``CI``
-set): a CI run that silently skips every real test would look green and prove nothing.
+Without MariaDB binaries (or the MySQL chroot, for MySQL tests) integration tests are
+skipped locally, but fail under CI (``CI`` set): a CI run that silently skips every
+real test would look green and prove nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 
 from applier.errors import ApplierError
 from applier.harness import sandbox
+from tests.appliers import Applier
 
 _HERE = Path(__file__).parent
 # Directories whose tests need real servers; they get the ``integration`` marker.
@@ -43,6 +48,17 @@ def mariadb_available() -> tuple[Path, Path]:
     except ApplierError as e:
         if _in_ci():
             pytest.fail(f"{e} (CI is set, so integration tests may not be skipped)")
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def mysql_available() -> Path:
+    """The MySQL 9.7 chroot, or skip (locally) / fail (under CI)."""
+    try:
+        return sandbox.find_mysql()
+    except ApplierError as e:
+        if _in_ci():
+            pytest.fail(f"{e} (CI is set, so MySQL tests may not be skipped)")
         pytest.skip(str(e))
 
 
@@ -84,3 +100,44 @@ def target(
 def dbname() -> str:
     """A database name unique to this test (``t_<12 hex>``); the test creates it."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def mysql_sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mysql-servers")
+
+
+@pytest.fixture(scope="session")
+def mysql_source(mysql_available: Path, mysql_sandbox_dir: Path) -> Iterator[sandbox.LocalMysql]:
+    """A started MySQL 9.7 source: server_id 1, ROW binlog, full images and metadata,
+    gtid_mode ON."""
+    server = sandbox.make_source(mysql_sandbox_dir / "source", flavor="mysql")
+    assert isinstance(server, sandbox.LocalMysql)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mysql_target(mysql_available: Path, mysql_sandbox_dir: Path) -> Iterator[sandbox.LocalMysql]:
+    """A started MySQL 9.7 target: server_id 2, no binlog."""
+    server = sandbox.make_target(mysql_sandbox_dir / "target", flavor="mysql")
+    assert isinstance(server, sandbox.LocalMysql)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start applier subprocesses; whatever is still running at the end is killed."""
+    started: list[Applier] = []
+
+    def start(config: Path, *args: str) -> Applier:
+        app = Applier(config, *args, log_dir=tmp_path, name=f"run{len(started) + 1}")
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.kill_all()

@@ -77,6 +77,9 @@ class _CountingSerial:
     def abandon(self) -> None:
         pass
 
+    def record(self) -> None:
+        pass
+
 
 def decode_once(cfg: Config, flavor: str, start: BinlogPosition) -> dict[str, Any]:
     """One pass over the backlog from ``start`` to the source's end of binlog."""
