@@ -16,7 +16,8 @@ event, between transactions) and the coordinator reads from there with the Pytho
 which is the reference for every case: DDL and other QUERY events, Rotate, heartbeats,
 error and EOF packets, tables the coordinator routes itself (filtered, barriers),
 transactions above ``max_rows`` rows or ``max_bytes`` bytes (streamed big transactions),
-split packets, artificial events. A transaction is never half native, half Python.
+rows events whose images lack columns (another binlog_row_image in that session), split
+packets, artificial events. A transaction is never half native, half Python.
 
 Keys are those of ``writeset.TableKeys.hashes`` for the same images: one xxh3_64 of
 ``db NUL table NUL index NUL`` + literals joined by NUL, NULL parts skip the key. Only
@@ -46,8 +47,10 @@ cdef enum:
     XID = 16
     TABLE_MAP = 19
     WRITE_ROWS_V1 = 23
+    UPDATE_ROWS_V1 = 24
     DELETE_ROWS_V1 = 25
     WRITE_ROWS_V2 = 30
+    UPDATE_ROWS_V2 = 31
     DELETE_ROWS_V2 = 32
     MYSQL_GTID = 33
     MYSQL_ANONYMOUS_GTID = 34
@@ -112,6 +115,45 @@ cdef inline uint64_t rd_le(const unsigned char* s, int n) noexcept nogil:
         n -= 1
         v = (v << 8) | s[n]
     return v
+
+
+cdef bint _full_images(const unsigned char* body, Py_ssize_t size, int etype) noexcept nogil:
+    """Every column is in the rows event's image(s) (binlog_row_image=FULL): the Python
+    path decides what a partial image means (refused, unless only generated columns
+    are missing)."""
+    cdef Py_ssize_t pos = 8, ncols, nb, i, k
+    cdef int first
+    cdef unsigned char last
+    if etype >= WRITE_ROWS_V2:
+        if size < 10:
+            return False
+        pos = 8 + <Py_ssize_t>rd_le(body + 8, 2)
+    if pos >= size:
+        return False
+    first = body[pos]
+    if first < 251:
+        ncols = first
+        pos += 1
+    elif first == 252 and pos + 3 <= size:
+        ncols = <Py_ssize_t>rd_le(body + pos + 1, 2)
+        pos += 3
+    elif first == 253 and pos + 4 <= size:
+        ncols = <Py_ssize_t>rd_le(body + pos + 1, 3)
+        pos += 4
+    else:
+        return False
+    nb = (ncols + 7) >> 3
+    last = <unsigned char>((1 << (ncols & 7)) - 1) if ncols & 7 else 0xFF
+    for k in range(2 if etype == UPDATE_ROWS_V1 or etype == UPDATE_ROWS_V2 else 1):
+        if pos + nb > size:
+            return False
+        for i in range(nb - 1):
+            if body[pos + i] != 0xFF:
+                return False
+        if nb and (body[pos + nb - 1] & last) != last:
+            return False
+        pos += nb
+    return True
 
 
 cdef bint _is_begin(const unsigned char* body, Py_ssize_t size):
@@ -355,7 +397,7 @@ cdef class Scanner:
                 if size < 8:
                     return txn_start, records, True
                 route = txn_routes.get(rd_le(body, 6))
-                if route is None:
+                if route is None or not _full_images(body, size, etype):
                     return txn_start, records, True
                 rbody = PyBytes_FromStringAndSize(<const char*>body, size)
                 try:

@@ -68,6 +68,19 @@ UNSUPPORTED = {
     MARIADB_START_ENCRYPTION: "encrypt_binlog=ON",
 }
 
+# Events that only come with statement-based logging: context for the statement that
+# follows (auto-increment values, RAND seeds, user variables) and LOAD DATA's file.
+APPEND_BLOCK, DELETE_FILE, BEGIN_LOAD_QUERY, EXECUTE_LOAD_QUERY = 9, 11, 17, 18
+STATEMENT_ONLY = {
+    INTVAR: "INTVAR",
+    RAND: "RAND",
+    USER_VAR: "USER_VAR",
+    APPEND_BLOCK: "APPEND_BLOCK",
+    DELETE_FILE: "DELETE_FILE",
+    BEGIN_LOAD_QUERY: "BEGIN_LOAD_QUERY",
+    EXECUTE_LOAD_QUERY: "EXECUTE_LOAD_QUERY",
+}
+
 # Flags in the MariaDB GTID event.
 MARIADB_FL_STANDALONE = 0x01
 MARIADB_FL_GROUP_COMMIT_ID = 0x02

@@ -449,6 +449,20 @@ def rows_start(body: bytes, version: int) -> int:
     return 8
 
 
+def missing_columns(body: bytes, op: int, version: int) -> list[int]:
+    """Columns absent from a rows event's image(s): none with binlog_row_image=FULL;
+    NOBLOB leaves out unchanged BLOB/TEXT, MINIMAL all but the key (before) and the
+    changed columns (after)."""
+    pos = rows_start(body, version)
+    ncols, pos = packed_int(body, pos)
+    nb = (ncols + 7) // 8
+    present = _bitmap_bits(body[pos : pos + nb], ncols)
+    if op == UPDATE:
+        after = _bitmap_bits(body[pos + nb : pos + 2 * nb], ncols)
+        present = [a and b for a, b in zip(present, after, strict=True)]
+    return [i for i, p in enumerate(present) if not p]
+
+
 def decode_rows(
     plan: RowPlan, op: int, body: bytes, version: int, wanted: frozenset[int] | None = None
 ) -> list[tuple[Row | None, Row | None]]:

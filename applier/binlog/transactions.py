@@ -264,6 +264,17 @@ def _unquote(name: bytes) -> str:
     return text[1:-1].replace("``", "`") if text.startswith("`") else text
 
 
+_ROW_CHANGE = re.compile(
+    rb"^\s*(?:/\*.*?\*/\s*)*(?:INSERT|REPLACE|UPDATE|DELETE|LOAD\s+(?:DATA|XML)|CALL|DO)\b", re.I | re.S
+)
+
+
+def changes_rows(stmt: Statement) -> bool:
+    """A statement that changes rows (logged as a statement, not as row events): what
+    binlog_format=STATEMENT or MIXED writes. Applied as text it would not be exact."""
+    return _ROW_CHANGE.match(stmt.sql) is not None
+
+
 def is_database_statement(stmt: Statement) -> bool:
     return _DB_STMT.match(stmt.sql) is not None
 

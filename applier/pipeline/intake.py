@@ -23,15 +23,18 @@ from dataclasses import dataclass, field
 
 from ..binlog import events as ev
 from ..binlog.native import decode_rows, scan
+from ..binlog.rowcodec import missing_columns
 from ..binlog.tablemap import table_of_map
 from ..binlog.transactions import (
     RowsEvent,
     Statement,
     Transaction,
     TransactionBuilder,
+    changes_rows,
     statement_databases,
 )
 from ..config import ApplyConfig
+from ..errors import SourceError
 from .tables import Table, TableCache
 from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, table_key
 
@@ -105,6 +108,7 @@ class Intake:
         self._cur: _Current | None = None
         self._scanner = None
         self._big_ahead = False  # the next rows event starts a transaction known to be big
+        self._context = ""  # a statement-only event (INTVAR, RAND, USER_VAR...) came in this transaction
 
     @property
     def partial(self) -> bool:
@@ -121,6 +125,7 @@ class Intake:
         """Forget a partly read transaction (the connection broke)."""
         self._cur = None
         self._big_ahead = False
+        self._context = ""
         self.builder.reset()
 
     # -- the read loop ----------------------------------------------------------------------
@@ -168,8 +173,10 @@ class Intake:
 
     def _on_event(self, e: ev.Event, file: str) -> Iterator[Item]:
         builder = self.builder
-        done = builder.add(e, file)
         t = e.type
+        if t in ev.STATEMENT_ONLY:
+            self._context = ev.STATEMENT_ONLY[t]
+        done = builder.add(e, file)
         if t in ev.ROWS_EVENTS:
             txn = builder.current
             assert txn is not None
@@ -177,10 +184,16 @@ class Intake:
             if cur is None or cur.txn is not txn:
                 cur = self._cur = _Current(txn, after_statement=txn.is_ddl)
             yield from self._on_rows(cur, txn.items[-1])  # type: ignore[arg-type]
-        elif done is not None:
+            return
+        if t == ev.QUERY:
+            txn = done or builder.current
+            if txn is not None and txn.items and isinstance(txn.items[-1], Statement):
+                self._check_statement(txn, txn.items[-1], e)
+        if done is not None:
             cur = self._cur if self._cur is not None and self._cur.txn is done else _Current(done)
             self._cur = None
             self._big_ahead = False
+            self._context = ""
             yield self._whole(cur)
         elif t == ev.QUERY and self._cur is not None and self._cur.streaming:
             # SAVEPOINT / ROLLBACK TO inside a streamed transaction: applied in place
@@ -191,6 +204,53 @@ class Intake:
         elif t == ev.HEARTBEAT:
             yield IDLE
 
+    # -- guards: what the applier cannot apply exactly stops it, before anything of it ----
+
+    def _where(self, txn: Transaction, e_pos: int) -> str:
+        return f"transaction {txn.gtid or '(no GTID)'} at {self.builder.file}:{e_pos}"
+
+    def _check_statement(self, txn: Transaction, stmt: Statement, e: ev.Event) -> None:
+        """A statement that changes rows (or follows statement-only context events) comes
+        from binlog_format=STATEMENT/MIXED: run as text it would not be exact."""
+        if not (changes_rows(stmt) or self._context):
+            return
+        if not any(self.filter.allowed(d) for d in statement_databases(stmt)):
+            return
+        after = f", after a {self._context} event" if self._context else ""
+        raise SourceError(
+            f"source logged {self._where(txn, e.log_pos)} as a statement ({stmt.sql[:60]!r}{after}), "
+            "not as row events: that session ran with binlog_format=STATEMENT or MIXED; the "
+            "applier needs binlog_format=ROW in every session (SET GLOBAL binlog_format=ROW and "
+            "keep clients from changing it); nothing of this transaction was applied"
+        )
+
+    def _check_images(self, cur: _Current, body: bytes, item: RowsEvent) -> None:
+        """Every column the applier writes must be in the row images (FULL): with NOBLOB
+        or MINIMAL an unchanged column would be written as its default, or a row
+        matched by a part of it. Generated columns may be absent (computed anyway)."""
+        missing = missing_columns(item.body, item.op, item.version)
+        if not missing:
+            return
+        db, name = table_of_map(body)
+        names = [f"column {i + 1}" for i in missing]
+        if not cur.after_statement:
+            columns = self.tables.get(body).schema.columns
+            missing = [i for i in missing if i >= len(columns) or not columns[i].generated]
+            if not missing:
+                return
+            names = [columns[i].name if i < len(columns) else f"column {i + 1}" for i in missing]
+            blobs = all(i < len(columns) and columns[i].data_type.endswith(("blob", "text", "json"))
+                        for i in missing)
+        else:
+            blobs = False
+        setting = "binlog_row_image=NOBLOB" if blobs else "binlog_row_image=MINIMAL (or NOBLOB)"
+        raise SourceError(
+            f"source logged a rows event of {db}.{name} without {', '.join(names)} "
+            f"({self._where(cur.txn, self.builder.pos)}): that session ran with {setting}; the "
+            "applier needs binlog_row_image=FULL in every session (SET GLOBAL binlog_row_image=FULL "
+            "and keep clients from changing it); nothing of this transaction was applied"
+        )
+
     def _on_rows(self, cur: _Current, item: RowsEvent) -> Iterator[Item]:
         txn = cur.txn
         body = txn.table_maps[item.table_id]
@@ -198,6 +258,7 @@ class Intake:
         if not self.filter.allowed(db):
             txn.items.pop()
             return
+        self._check_images(cur, body, item)
         if cur.streaming:
             txn.items.pop()
             yield Stream(txn, [item])

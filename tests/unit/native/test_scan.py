@@ -97,7 +97,8 @@ def _one_rows_txn(op: int = UPDATE, checksum: bool = False) -> tuple[bytes, byte
     st_ = Stream(checksum)
     st_.gtid()
     st_.event(ev.TABLE_MAP, tmap)
-    st_.event(ev.WRITE_ROWS_V2 + op - 1, b"\x2a\x00\x00\x00\x00\x00\x01\x00\x02\x00\x01\x01")
+    bitmaps = b"\x01\x01" if op == UPDATE else b"\x01"  # one column, present (FULL images)
+    st_.event(ev.WRITE_ROWS_V2 + op - 1, b"\x2a\x00\x00\x00\x00\x00\x01\x00\x02\x00\x01" + bitmaps)
     st_.xid()
     return bytes(st_.data), tmap
 

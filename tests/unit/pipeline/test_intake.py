@@ -306,12 +306,9 @@ def draw_value(data, col: Col) -> bytes | None:
 
 
 def draw_present(data, n: int) -> list[bool]:
-    if data.draw(st.integers(0, 2)):
-        return [True] * n
-    bits = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    if not any(bits):
-        bits[0] = True
-    return bits
+    """Full row images (binlog_row_image=FULL); partial ones are refused by both paths
+    (test_partial_images_are_refused_alike)."""
+    return [True] * n
 
 
 def draw_rows(data, t: TableDef) -> tuple[int, int, bytes, int]:
@@ -983,3 +980,28 @@ def test_transaction_arriving_in_small_reads_is_decoded_once() -> None:
     assert intake.decodes == 20  # one rows event per transaction, each decoded once
     ref = run(data, False, [a], native_scan=False)
     assert got.entries == ref.entries
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("op", [INSERT, UPDATE, DELETE])
+def test_partial_images_are_refused_alike(native, op) -> None:
+    """A rows event without every column (a session with binlog_row_image=NOBLOB or
+    MINIMAL) stops the intake with one error naming the setting, before any item of its
+    transaction, on either path; the transactions before it come out first."""
+    a = fixed_tables()[0]
+    stream = DumpStream(False)
+    dml(stream, a, [1])
+    stream.gtid()
+    stream.table_map(a)
+    cols = a.tpl.cols
+    present = [True] * (len(cols) - 1) + [False]
+    values = [c.encode(7 if c.btype != s.T_VARCHAR else b"k") for c in cols[:-1]]
+    images = enc_image(present, values) * (2 if op == UPDATE else 1)
+    stream.rows(op, 2, rows_body(len(cols), op, 2, present, present if op == UPDATE else None,
+                                 images, b"", a.table_id))
+    stream.xid()
+    dml(stream, a, [2])
+    got = run(bytes(stream.data), False, fixed_tables(), native_scan=native)
+    assert got.end[0] is SourceError
+    assert "binlog_row_image=" in got.end[1] and "without c" in got.end[1]
+    assert [k for k in got.kinds if k != "idle"] == (["native"] if native else ["routed"])
