@@ -1,5 +1,5 @@
 """The binlog's TableMap: column types, their metadata and (with binlog_row_metadata=FULL)
-names, parsed from the event bytes; and whether it lines up with the target's table.
+names, parsed from the event bytes (``compat`` checks it against the target's table).
 
 Keys, foreign keys, signedness, charsets and generated columns come from the target
 (``db.schema``), which must have the same tables as the source (it is a replica).
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..db.schema import TableSchema
-from ..errors import SchemaError
 from . import events as ev
 
 # binlog column type codes (MYSQL_TYPE_*)
@@ -112,19 +110,3 @@ def table_of_map(body: bytes) -> tuple[str, str]:
     p = 9 + n + 1
     m = body[p]
     return db, body[p + 1 : p + 1 + m].decode()
-
-
-def check_compatible(tmap: TableMap, schema: TableSchema) -> None:
-    """The binlog's columns must line up with the target's, by count and (if logged) name."""
-    if len(tmap.types) != len(schema.columns):
-        raise SchemaError(
-            f"table {tmap.db}.{tmap.table} has {len(tmap.types)} columns in the source binlog but "
-            f"{len(schema.columns)} on the target: make the target table match the source"
-        )
-    if tmap.names is not None:
-        for i, (a, b) in enumerate(zip(tmap.names, schema.columns, strict=True)):
-            if a.lower() != b.name.lower():
-                raise SchemaError(
-                    f"table {tmap.db}.{tmap.table} column {i + 1} is {a!r} on the source but "
-                    f"{b.name!r} on the target: make the target table match the source"
-                )

@@ -24,6 +24,7 @@ from .position import file_number
 
 _QUERY_POST = struct.Struct("<IIBHH")  # thread_id, exec_time, db_len, error_code, status_len
 Q_FLAGS2_CODE = 0
+Q_SQL_MODE_CODE = 1
 Q_CHARSET_CODE = 4
 OPTION_NO_FOREIGN_KEY_CHECKS = 1 << 26  # in flags2: the session had foreign_key_checks=0
 
@@ -46,6 +47,9 @@ class Statement:
     sql: bytes
     charset_id: int | None  # collation id of character_set_client when logged
     no_fk_checks: bool = False  # logged with foreign_key_checks=0 (flags2)
+    sql_mode: int | None = None  # the session's sql_mode bits (the source flavor's)
+    collation_connection: int | None = None
+    collation_server: int | None = None
 
 
 @dataclass(slots=True)
@@ -101,39 +105,56 @@ def py_unpack_payload(payload: bytes, rows_event=RowsEvent) -> tuple[dict[int, b
 
 def parse_query(body: bytes) -> Statement:
     _, _, db_len, _, status_len = _QUERY_POST.unpack_from(body, 0)
-    status = body[13 : 13 + status_len]
+    status = _status_vars(body[13 : 13 + status_len])
     db_start = 13 + status_len
     db = body[db_start : db_start + db_len].decode("utf-8", "replace")
     sql = body[db_start + db_len + 1 :]
-    charset = _status_value(status, Q_CHARSET_CODE, 2)
-    flags2 = _status_value(status, Q_FLAGS2_CODE, 4)
-    return Statement(db, sql, charset, bool(flags2 and flags2 & OPTION_NO_FOREIGN_KEY_CHECKS))
+    flags2 = _int(status.get(Q_FLAGS2_CODE))
+    charsets = status.get(Q_CHARSET_CODE)
+    client = connection = server = None
+    if charsets is not None and len(charsets) == 6:
+        client, connection, server = struct.unpack("<HHH", charsets)
+    return Statement(db, sql, client, bool(flags2 and flags2 & OPTION_NO_FOREIGN_KEY_CHECKS),
+                     _int(status.get(Q_SQL_MODE_CODE)), connection, server)
 
 
-def _status_value(status: bytes, want: int, size: int) -> int | None:
-    """The first ``size`` bytes (little-endian) of status variable ``want``; stop at the
-    first code we do not know the length of (flags2 and charset come early in practice)."""
-    fixed = {0: 4, 1: 8, 3: 4, 7: 2, 8: 2, 9: 8, 10: 4, 13: 3, 16: 1, 18: 2, 19: 1, 20: 1, 128: 3, 129: 8, 130: 1}
-    i = 0
-    while i < len(status):
+def _int(raw: bytes | None) -> int | None:
+    return None if raw is None else int.from_bytes(raw, "little")
+
+
+# status variables of a Query event (MySQL's and MariaDB's Q_* codes): fixed sizes
+_FIXED = {0: 4, 1: 8, 3: 4, 4: 6, 7: 2, 8: 2, 9: 8, 10: 4, 13: 3, 16: 1, 17: 8, 18: 2, 19: 1, 20: 1,
+          128: 3, 129: 8, 130: 1}
+
+
+def _status_vars(status: bytes) -> dict[int, bytes]:
+    """The raw value of each status variable, up to the first code whose length is
+    unknown (the ones applied come early in practice)."""
+    out: dict[int, bytes] = {}
+    i, n = 0, len(status)
+    while i < n:
         code = status[i]
         i += 1
-        if code == want:
-            return int.from_bytes(status[i : i + size], "little")
-        if code == Q_CHARSET_CODE:
-            i += 6
-        elif code in fixed:
-            i += fixed[code]
-        elif code in (2,):  # catalog: len, bytes, NUL
-            i += 1 + status[i] + 1
-        elif code in (5, 6):  # time zone, catalog nz: len + bytes
-            i += 1 + status[i]
+        if code in _FIXED:
+            size = _FIXED[code]
+        elif code == 2:  # catalog: length, bytes, NUL
+            size = 1 + status[i] + 1
+        elif code in (5, 6):  # time zone, catalog: length + bytes
+            size = 1 + status[i]
         elif code == 11:  # invoker: user, host
-            i += 1 + status[i]
-            i += 1 + status[i]
+            size = 1 + status[i]
+            size += 1 + status[i + size]
+        elif code == 12:  # updated databases: count, then NUL-terminated names
+            count, j = status[i], i + 1
+            if count != 254:  # OVER_MAX_DBS_IN_EVENT_MTS: no names follow
+                for _ in range(count):
+                    j = status.index(b"\0", j) + 1
+            size = j - i
         else:
-            return None
-    return None
+            break
+        out[code] = status[i : i + size]
+        i += size
+    return out
 
 
 _BEGIN = b"BEGIN"

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import MySQLdb
+
 from ..errors import SchemaError
+from . import codes
+from .sql import qualified
 from .sql import text as _text
 
 
@@ -23,6 +27,10 @@ class Column:
     # DATETIME_PRECISION (fractional digits of TIME/DATETIME/TIMESTAMP): MariaDB's
     # pre-10.0 temporal formats are binlogged without it (see rowcodec)
     fsp: int | None = None
+    column_type: str = ""  # COLUMN_TYPE, lower case ("" when unknown: no type check)
+    octet_length: int | None = None  # CHARACTER_OCTET_LENGTH of strings
+    precision: int | None = None  # NUMERIC_PRECISION (decimal digits; bits of BIT)
+    scale: int | None = None  # NUMERIC_SCALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,8 @@ class TableSchema:
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, "
-    "COALESCE(GENERATION_EXPRESSION, ''), DATETIME_PRECISION FROM information_schema.COLUMNS "
+    "COALESCE(GENERATION_EXPRESSION, ''), DATETIME_PRECISION, CHARACTER_OCTET_LENGTH, "
+    "NUMERIC_PRECISION, NUMERIC_SCALE FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
 )
 _INDEX_SQL = (
@@ -88,10 +97,7 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
         cur.execute(_COLUMNS_SQL, (db, table))
         rows = cur.fetchall()
         if not rows:
-            raise SchemaError(
-                f"table {db}.{table} from the source binlog is not on the target: create it there "
-                "(same definition) or exclude its database with [apply] ignore_databases"
-            )
+            raise _absent(cur, db, table)
         columns = tuple(
             Column(
                 name=_text(name),
@@ -102,8 +108,12 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
                 nullable=_text(nullable) == "YES",
                 generated=bool(_text(gen)),
                 fsp=int(fsp) if fsp is not None else None,
+                column_type=_text(ctype).lower(),
+                octet_length=int(octets) if octets is not None else None,
+                precision=int(prec) if prec is not None else None,
+                scale=int(scale) if scale is not None else None,
             )
-            for name, dtype, ctype, nullable, cs, coll, gen, fsp in rows
+            for name, dtype, ctype, nullable, cs, coll, gen, fsp, octets, prec, scale in rows
         )
         index_of = {c.name.lower(): i for i, c in enumerate(columns)}
         cur.execute(_INDEX_SQL, (db, table))
@@ -128,6 +138,22 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
     finally:
         cur.close()
     return TableSchema(db, table, columns, unique, int(fks) > 0)
+
+
+def _absent(cur, db: str, table: str) -> SchemaError:
+    """information_schema shows nothing: the table is missing, or the user may not see it."""
+    try:
+        cur.execute(f"SELECT 1 FROM {qualified(db, table)} LIMIT 0")
+    except MySQLdb.Error as e:
+        if codes.code_of(e) in codes.PRIVILEGE:
+            return SchemaError(
+                f"the target user may not use table {db}.{table} ({codes.message_of(e)}): GRANT "
+                f"SELECT, INSERT, UPDATE, DELETE ON {qualified(db, table)} (or on the database) to it"
+            )
+    return SchemaError(
+        f"table {db}.{table} from the source binlog is not on the target: create it there "
+        "(same definition) or exclude its database with [apply] ignore_databases"
+    )
 
 
 class SchemaCache:

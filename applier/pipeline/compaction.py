@@ -10,13 +10,9 @@ concurrent workers lock rows in the same order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..binlog import rowcodec as rc
-from .tables import Table, values_of
-
-if TYPE_CHECKING:
-    from .planner import StatementSink
+from .sink import StatementSink, lenient
+from .tables import Table, enum_zero, values_of
 
 NET_FLUSH_ROWS = 5000  # rows held for compaction before they are written anyway
 
@@ -119,17 +115,22 @@ class NetChanges:
             for chunk in _chunks(conds):
                 cond = head + sep.join(chunk) + tail
                 sink.run(b"DELETE FROM " + table.name + b" WHERE " + cond, len(chunk), f"DELETE from {name}")
+        # an ENUM index 0 among the rows: the statements run in a lenient session
+        run = lenient if enum_zero(table, inserts) or enum_zero(table, upserts) else _run
         if inserts:
             for chunk in _chunks([values_of(table, row) for row in inserts]):
-                sink.run(table.insert_head + b",".join(chunk), len(chunk), f"INSERT into {name}")
+                run(sink, table.insert_head + b",".join(chunk), len(chunk), f"INSERT into {name}")
         if upserts:
             # Rows the target holds (before image) that change: updated in place. With
             # CLIENT_FOUND_ROWS each row counts 2 when it existed and changed, 1 when it was
             # missing (inserted) or already held the new values: anything but 2 per row
             # means the target diverged, so the check stays as strict as DELETE + INSERT.
             for chunk in _chunks([values_of(table, row) for row in upserts]):
-                sink.run(table.insert_head + b",".join(chunk) + upsert, 2 * len(chunk),
-                               f"update of {name}")
+                run(sink, table.insert_head + b",".join(chunk) + upsert, 2 * len(chunk), f"update of {name}")
+
+
+def _run(sink: StatementSink, sql: bytes, expect: int | None, what: str) -> None:
+    sink.run(sql, expect, what)
 
 
 def _changes(writable_of, before: rc.Row | None, after: rc.Row) -> bool:

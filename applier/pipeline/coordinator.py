@@ -199,7 +199,7 @@ class Coordinator:
         clean = False
         lock = None if self.locked else checkpoint.CheckpointLock(cfg.target)
         try:
-            session = Session(cfg.target, checkpoint.COORDINATOR_ROW)
+            session = Session(cfg.target, checkpoint.COORDINATOR_ROW, self.flavor)
             conn = session.conn
             checkpoint.ensure_table(conn, schema)
             conn.commit()

@@ -60,7 +60,8 @@ def pack(txn: Transaction) -> tuple:
         return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, None, txn.payload, txn.ticket)
     items = [
         (i.op, i.table_id, i.version, i.body) if isinstance(i, RowsEvent)
-        else (0, i.db, i.sql, (i.charset_id, i.no_fk_checks))
+        else (0, i.db, i.sql, (i.charset_id, i.no_fk_checks, i.sql_mode, i.collation_connection,
+                                 i.collation_server))
         for i in txn.items
     ]
     return (txn.seq, txn.gtid, txn.file, txn.end_pos, txn.timestamp, txn.table_maps, items, txn.ticket)

@@ -19,62 +19,20 @@ does not insert, means the target has diverged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ..binlog import events as ev
 from ..binlog import rowcodec as rc
 from ..binlog.native import decode_rows
 from ..binlog.transactions import RowsEvent, Statement, Transaction
 from .compaction import NET_FLUSH_ROWS, NetChanges
-from .tables import Table, TableCache, values_of
+from .sink import FK_CHECKS, Planned, StatementLog, StatementSink, lenient
+from .tables import Table, TableCache, enum_zero, values_of
 
 if TYPE_CHECKING:
     from .messages import Work
 
 NO_FOREIGN_KEY_CHECKS_F = 0x0002  # rows event flag: the source session had foreign_key_checks=0
-FK_CHECKS = "foreign_key_checks="  # ``what`` of the session statements that set them
-SESSION_STATEMENT = -1  # a StatementLog entry's "expected rows" for a session setting
-STATEMENT = -2  # ... for a logged statement (DDL, SAVEPOINT): the entry holds the Statement
-
-Planned = tuple  # (sql bytes | Statement, expected rows | None | SESSION_STATEMENT | STATEMENT, what)
-
-
-class StatementSink(Protocol):
-    """Where planned statements go: run now (``session.Executor``) or later
-    (``StatementLog``)."""
-
-    def run(self, sql: bytes, expect: int | None, what: str) -> int:
-        """A statement that must affect ``expect`` rows (None: any number)."""
-        ...
-
-    def session(self, sql: bytes, what: str) -> None:
-        """A session setting (no rows, no check)."""
-        ...
-
-    def statement(self, stmt: Statement) -> None:
-        """A statement logged by the source (DDL, SAVEPOINT), in its session's context."""
-        ...
-
-
-class StatementLog:
-    """A sink that records statements to run later (``session.Session.execute``)."""
-
-    def __init__(self) -> None:
-        self.statements: list[Planned] = []
-
-    def run(self, sql: bytes, expect: int | None, what: str) -> int:
-        self.statements.append((sql, expect, what))
-        return expect or 0
-
-    def session(self, sql: bytes, what: str) -> None:
-        self.statements.append((sql, SESSION_STATEMENT, what))
-
-    def statement(self, stmt: Statement) -> None:
-        self.statements.append((stmt, STATEMENT, "statement"))
-
-    def take(self) -> list[Planned]:
-        out, self.statements = self.statements, []
-        return out
 
 
 class Planner:
@@ -140,8 +98,11 @@ class Planner:
         name = f"{table.tmap.db}.{table.tmap.table}"
         sink = self.sink
         if op == ev.INSERT:
-            values = b",".join(values_of(table, after) for _, after in rows)
-            sink.run(table.insert_head + values, len(rows), f"INSERT into {name}")
+            sql = table.insert_head + b",".join(values_of(table, after) for _, after in rows)
+            if enum_zero(table, (after for _, after in rows)):
+                lenient(sink, sql, len(rows), f"INSERT into {name}")
+            else:
+                sink.run(sql, len(rows), f"INSERT into {name}")
             return
         limit = b"" if table.key is not None else b" LIMIT 1"
         for before, after in rows:
@@ -153,7 +114,10 @@ class Planner:
                 if not sets:
                     sets = table.col_names[table.writable[0]] + b"=" + table.col_names[table.writable[0]]
                 sql = b"UPDATE " + table.name + b" SET " + sets + b" WHERE " + where_key(table, before) + limit
-                sink.run(sql, 1, f"UPDATE of {name}")
+                if enum_zero(table, (after,)):
+                    lenient(sink, sql, 1, f"UPDATE of {name}")
+                else:
+                    sink.run(sql, 1, f"UPDATE of {name}")
 
 
 def where_key(table: Table, image: rc.Row) -> bytes:

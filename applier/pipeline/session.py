@@ -27,7 +27,8 @@ from ..db.connect import connect
 from ..db.sql import quote_ident
 from ..errors import ApplierError, SchemaError, TargetError, TargetLost
 from .checkpoint import COORDINATOR_ROW, CheckpointRow
-from .planner import FK_CHECKS, SESSION_STATEMENT, STATEMENT, PlannedBatch
+from .planner import PlannedBatch
+from .sink import FK_CHECKS, LENIENT_SQL_MODE, ROW_SQL_MODE, SESSION_STATEMENT, SQL_MODE, STATEMENT
 
 ORDER_ROLLBACK_SECONDS = 1.0  # waiting this long for our turn: assume we block an earlier one
 ORDER_GIVE_UP_SECONDS = 3600.0
@@ -35,7 +36,7 @@ ORDER_GIVE_UP_SECONDS = 3600.0
 SESSION_SETUP = (
     "SET NAMES utf8mb4",
     "SET SESSION time_zone = '+00:00'",
-    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    f"SET SESSION sql_mode = '{ROW_SQL_MODE}'",
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 )
 
@@ -49,8 +50,10 @@ class Executor:
     """Runs statements on one target connection and checks affected rows (a
     ``planner.StatementSink`` that runs at once)."""
 
-    def __init__(self, conn: MySQLdb.connections.Connection) -> None:
+    def __init__(self, conn: MySQLdb.connections.Connection, source_flavor: str | None = None) -> None:
         self.conn = conn
+        self.flavor = "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
+        self.source_flavor = source_flavor  # None: unknown, a statement's sql_mode is not used
         for sql in SESSION_SETUP:
             conn.query(sql)
 
@@ -79,11 +82,23 @@ class Executor:
         self.conn.query(sql)
 
     def statement(self, stmt: Statement) -> None:
-        """A logged statement (DDL, SAVEPOINT) in its source session's default database
-        and client character set."""
+        """A logged statement (DDL, SAVEPOINT) in its source session's context: default
+        database, client character set, connection and server collations, and sql_mode
+        when source and target are of one flavor (the bits differ between flavors)."""
         conn = self.conn
-        if stmt.charset_id is not None:
-            conn.query(f"SET character_set_client = {stmt.charset_id}".encode())
+        context = [f"{name} = {value}" for name, value in (
+            ("character_set_client", stmt.charset_id),
+            ("collation_connection", stmt.collation_connection),
+            ("collation_server", stmt.collation_server)) if value is not None]
+        same = stmt.sql_mode is not None and self.source_flavor == self.flavor
+        context.append(f"sql_mode = {stmt.sql_mode}" if same else f"sql_mode = '{LENIENT_SQL_MODE}'")
+        try:
+            conn.query(("SET SESSION " + ", ".join(context)).encode())
+        except MySQLdb.Error as e:
+            raise TargetError(
+                f"target cannot take the session of statement {stmt.sql[:80]!r} ({', '.join(context)}): "
+                f"{codes.code_of(e)}: {codes.message_of(e)}"
+            ) from None
         try:
             # CREATE/DROP DATABASE is logged with the database itself as default database
             if stmt.db and not is_database_statement(stmt):
@@ -100,20 +115,22 @@ class Executor:
             self.run(stmt.sql, None, f"statement {stmt.sql[:80]!r}")
         finally:
             conn.query(b"SET NAMES utf8mb4")
+            conn.query(f"SET SESSION collation_server = DEFAULT, sql_mode = '{ROW_SQL_MODE}'".encode())
 
 
 class Session:
     """A target connection with its executor and checkpoint row (a worker's, or row 0:
     the coordinator's serial path)."""
 
-    def __init__(self, target: TargetConfig, worker_id: int) -> None:
+    def __init__(self, target: TargetConfig, worker_id: int, source_flavor: str | None = None) -> None:
         self.target = target
         self.conn = connect(target, "target", autocommit=False, found_rows=True)
-        self.executor = Executor(self.conn)
+        self.executor = Executor(self.conn, source_flavor)
         self.row = CheckpointRow(target.checkpoint_schema, worker_id)
         if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries
             self.row.resume(self.conn)
         self._fk_checks = True  # the connection's foreign_key_checks, as executed
+        self._lenient = False  # the connection's sql_mode is LENIENT_SQL_MODE
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -174,11 +191,16 @@ class Session:
         ex = self.executor
         if batch.fk_checks_at_start != self._fk_checks:  # e.g. after a retried batch
             self._set_fk_checks(batch.fk_checks_at_start)
+        if self._lenient:  # a batch that failed between a lenient statement and its end
+            self.conn.query(f"SET SESSION sql_mode = '{ROW_SQL_MODE}'".encode())
+            self._lenient = False
         for sql, expect, what in batch.statements:
             if expect == SESSION_STATEMENT:
                 ex.session(sql, what)
                 if what.startswith(FK_CHECKS):
                     self._fk_checks = what.endswith("1")
+                elif what.startswith(SQL_MODE):
+                    self._lenient = what.endswith("lenient")
             elif expect == STATEMENT:
                 ex.statement(sql)  # type: ignore[arg-type]
             else:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..binlog import rowcodec as rc
-from ..binlog.tablemap import TableMap, check_compatible, parse_table_map
+from ..binlog.compat import check_compatible
+from ..binlog.tablemap import TableMap, parse_table_map
 from ..db.schema import SchemaCache, TableSchema
 from ..db.sql import quote_ident
 
@@ -34,6 +35,7 @@ class Table:
     upsert_tail: bytes = b""  # ON DUPLICATE KEY UPDATE for every non-key column (compactable)
     key_of: Callable[[rc.Row], Any] | None = None  # image -> row key (a literal, or a tuple of them)
     writable_of: Callable[[rc.Row], tuple] | None = None  # image -> its writable literals, in order
+    enums: tuple[int, ...] = ()  # ENUM columns (index 0, the error value, needs a lenient session)
 
 
 class TableCache:
@@ -71,8 +73,17 @@ def build_table(tmap: TableMap, schema: TableSchema) -> Table:
         rest = [names[i] + b"=VALUES(" + names[i] + b")" for i in writable if i not in row_key.columns]
         upsert = b" ON DUPLICATE KEY UPDATE " + b",".join(rest) if rest else b""
     key_cols = row_key.columns if row_key else None
+    enums = tuple(i for i in writable if schema.columns[i].data_type == "enum")
     return Table(tmap, schema, plan, qualified, head, writable, key_cols, compactable, names, upsert,
-                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable))
+                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable), enums)
+
+
+def enum_zero(table: Table, rows) -> bool:
+    """Some image writes ENUM index 0 (the '' error value a non-strict source session
+    stored for an invalid member): a strict session refuses it, the native replica
+    copies it; such statements run in a lenient session (``planner.lenient``)."""
+    enums = table.enums
+    return bool(enums) and any(image[i] == b"0" for image in rows if image is not None for i in enums)
 
 
 def _getter(indexes: tuple[int, ...]) -> Callable[[rc.Row], tuple]:

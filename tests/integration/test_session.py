@@ -16,8 +16,9 @@ from applier.config import TargetConfig
 from applier.errors import TargetError
 from applier.pipeline import checkpoint
 from applier.pipeline.messages import Work
-from applier.pipeline.planner import FK_CHECKS, SESSION_STATEMENT, PlannedBatch
+from applier.pipeline.planner import PlannedBatch
 from applier.pipeline.session import Session
+from applier.pipeline.sink import FK_CHECKS, SESSION_STATEMENT
 
 
 def _batch(db: str, fk_at_start: bool) -> PlannedBatch:

@@ -22,7 +22,7 @@ from applier.binlog import events as ev
 from applier.binlog import tablemap as tm
 from applier.db import schema as dbs
 from applier.pipeline.compaction import NetChanges
-from applier.pipeline.planner import StatementLog
+from applier.pipeline.sink import StatementLog
 from applier.pipeline.tables import build_table
 
 INT = tm.T_LONG
