@@ -2,6 +2,50 @@
 
 The CLI prints ``str(error)`` on one line and exits non-zero; nothing here ever carries
 a password.
+
+Exit codes. "Restart" says what a service manager should do when ``applier run`` exits
+with the code (``examples/applier.service``: ``Restart=on-failure`` with
+``RestartPreventExitStatus=2 3 5 6 8 9``). Restarting is always *safe* (every batch
+commits with its checkpoint, so a restart resumes exactly where the last commit
+ended); "fix first" means a restart would fail the same way until someone acts.
+
+====  ==================================  ==============================================  ==========
+code  class                               meaning                                         restart
+====  ==================================  ==============================================  ==========
+0     (none)                              done: caught up (``--stop-at-end``), reached    no
+                                          the UNTIL position, or stopped by SIGTERM/
+                                          SIGINT after its last commit
+1     ApplierError (and any unexpected    an error without a family of its own, or a      yes
+      exception: a bug, with a            bug; the checkpoint makes a retry safe
+      traceback)
+2     ConfigError (click usage errors     a bad config file, key, value or flag; a start  fix first
+      also exit 2)                        position the checkpoint contradicts; a target
+                                          handed back to its native replica
+3     SourceError, BinlogPurgedError      the source cannot be used as configured         fix first
+                                          (binlog off, format or row image not ROW/FULL,
+                                          grants, compression/encryption, the position
+                                          to resume from is purged)
+4     ConnectError                        a server is unreachable, or refuses the         yes
+                                          credentials (after the in-process reconnect
+                                          attempts, ``reconnect_attempts``)
+5     TargetError, SchemaError,           the target refused a statement: a missing or    fix first
+      TargetLost                          duplicate row (divergence), a table missing or
+                                          different, deadlock retries used up; or the
+                                          target stayed unreachable through
+                                          ``[target] reconnect_attempts`` (TargetLost:
+                                          raise those for long target maintenance)
+6     DecodeError                         a binlog event could not be decoded             fix first
+7     WorkerDied                          a worker process exited unexpectedly (e.g.      yes
+                                          killed by the OOM killer)
+8     Divergence                          ``applier check`` found differences (``run``    fix first
+                                          does not exit 8)
+9     Busy                                another applier holds the checkpoint schema     fix first
+                                          (its lock is released when that applier's
+                                          connection ends, a crash included, so this is
+                                          a second applier, not a stale lock)
+====  ==================================  ==============================================  ==========
+
+A death by signal (SIGKILL, SIGSEGV) is restarted like 1.
 """
 
 from __future__ import annotations
@@ -29,6 +73,10 @@ class ConnectError(ApplierError):
     """A server is unreachable or refuses the credentials."""
 
     exit_code = 4
+
+
+class Unreachable(ConnectError):
+    """The server does not answer (down, restarting, network): worth retrying."""
 
 
 class BinlogPurgedError(SourceError):

@@ -14,7 +14,7 @@ import MySQLdb
 from MySQLdb.constants import CLIENT
 
 from ..config import ServerConfig
-from ..errors import ConnectError
+from ..errors import ConnectError, Unreachable
 from . import codes
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
@@ -79,7 +79,7 @@ def _connect_error(
         )
     if code in codes.UNREACHABLE:
         what = "socket" if server.socket else "host/port"
-        return ConnectError(
+        return Unreachable(
             f"{role} server at {address} is not reachable ({code}: {detail}): "
             f"check [{role}] {what} and that the server is running"
         )

@@ -24,7 +24,7 @@ from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
 from ..db import codes
 from ..db.schema import SchemaCache
-from ..errors import ConfigError, ConnectError, SourceError, TargetError, TargetLost
+from ..errors import ConfigError, SourceError, TargetError, TargetLost, Unreachable
 from ..metrics import Metrics
 from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
@@ -178,8 +178,8 @@ class Coordinator:
             try:
                 self._run_from_checkpoint()
                 return self.metrics
-            except (TargetLost, ConnectError) as e:
-                if isinstance(e, ConnectError) and not attempts:
+            except (TargetLost, Unreachable) as e:
+                if isinstance(e, Unreachable) and not attempts:
                     raise  # unreachable from the start: nothing to resume
                 if time.monotonic() - began > STABLE_SECONDS:
                     attempts = 0
@@ -320,7 +320,7 @@ class Coordinator:
                 if flow.until is not None:
                     log.warning("the source's binlog ends before UNTIL %s", flow.until.until)
                 return
-            except (SourceDisconnected, ConnectError) as e:
+            except SourceDisconnected as e:
                 attempts += 1
                 if attempts > cfg.reconnect_attempts:
                     raise SourceError(

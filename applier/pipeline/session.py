@@ -56,6 +56,8 @@ class Executor:
         self.source_flavor = source_flavor  # None: unknown, a statement's sql_mode is not used
         for sql in SESSION_SETUP:
             conn.query(sql)
+        conn.query(b"SELECT @@max_allowed_packet")
+        self.max_packet = int(conn.store_result().fetch_row()[0][0])
 
     def run(self, sql: bytes, expect: int | None, what: str) -> int:
         try:
@@ -64,6 +66,12 @@ class Executor:
             code = codes.code_of(e)
             if code in codes.RETRYABLE:
                 raise
+            if len(sql) >= self.max_packet and (code in codes.GONE or code in codes.PACKET_TOO_LARGE):
+                raise TargetError(
+                    f"target refused {what}: the statement has {len(sql)} bytes and the target's "
+                    f"max_allowed_packet is {self.max_packet}: raise max_allowed_packet on the target "
+                    f"(SET GLOBAL max_allowed_packet = {_round_up(len(sql))}, and in its config file)"
+                ) from None
             if code in codes.GONE:
                 raise lost(e, f"running {what}") from None
             if code == codes.ER_NO_SUCH_TABLE:
@@ -116,6 +124,11 @@ class Executor:
         finally:
             conn.query(b"SET NAMES utf8mb4")
             conn.query(f"SET SESSION collation_server = DEFAULT, sql_mode = '{ROW_SQL_MODE}'".encode())
+
+
+def _round_up(size: int) -> int:
+    """A max_allowed_packet value (a multiple of 1 MiB) that holds ``size`` bytes and more."""
+    return ((size + 1024) // (1 << 20) + 1) << 20
 
 
 class Session:

@@ -69,30 +69,44 @@ class DumpSource:
     # -- connection ---------------------------------------------------------------------
 
     def open(self, start: BinlogPosition | None, gtid: str = "") -> None:
-        """Start dumping at ``start`` (file:pos) or, without it, at GTID position ``gtid``."""
-        cfg = self.cfg
+        """Start dumping at ``start`` (file:pos) or, without it, at GTID position ``gtid``.
+        A connection that breaks on the way (handshake, settings, registration, the dump
+        request) is ``SourceDisconnected``: the caller retries. Refused credentials are
+        ``ConnectError``: retrying would not help."""
         try:
-            conn = pymysql.connect(
-                host=cfg.host,
-                port=cfg.port,
-                user=cfg.user,
-                password=cfg.password,
-                unix_socket=cfg.socket or None,
-                connect_timeout=10,
-                read_timeout=max(30.0, cfg.heartbeat_seconds * 4),
-                autocommit=True,
-            )
+            self._open(start, gtid)
+        except (ConnectError, SourceError):
+            self.close()
+            raise
         except pymysql.err.OperationalError as e:
+            self.close()
             code = e.args[0] if e.args else 0
-            if code == 1045:
+            if code in codes.ACCESS_DENIED:
                 raise ConnectError(
-                    f"source {cfg.describe()}: access denied for user {cfg.user!r}: "
+                    f"source {self.cfg.describe()}: access denied for user {self.cfg.user!r}: "
                     "check [source] user/password"
                 ) from None
-            raise ConnectError(
-                f"source {cfg.describe()} is not reachable ({e.args[-1] if e.args else e}): "
+            raise SourceDisconnected(
+                f"source {self.cfg.describe()} is not reachable ({e.args[-1] if e.args else e}): "
                 "check [source] host/port and that the server runs"
             ) from None
+        except (pymysql.err.Error, OSError, ValueError, AttributeError, struct.error, IndexError) as e:
+            self.close()  # the connection broke somewhere in the handshake
+            raise SourceDisconnected(f"source connection lost while starting the dump: "
+                                     f"{type(e).__name__}: {e}") from None
+
+    def _open(self, start: BinlogPosition | None, gtid: str) -> None:
+        cfg = self.cfg
+        conn = pymysql.connect(
+            host=cfg.host,
+            port=cfg.port,
+            user=cfg.user,
+            password=cfg.password,
+            unix_socket=cfg.socket or None,
+            connect_timeout=10,
+            read_timeout=max(30.0, cfg.heartbeat_seconds * 4),
+            autocommit=True,
+        )
         self._conn = conn
         with conn.cursor() as cur:
             cur.execute("SELECT @@global.binlog_checksum")
