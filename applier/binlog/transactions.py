@@ -186,8 +186,8 @@ class TransactionBuilder:
         self._in_group = False
 
     def _start(self, gtid: str, timestamp: int) -> Transaction:
-        txn = Transaction(self._next_seq, gtid, self.file, self.pos, timestamp)
-        self._next_seq += 1
+        # numbered when whole (``_finish``): a transaction a disconnect drops takes no number
+        txn = Transaction(0, gtid, self.file, self.pos, timestamp)
         self.current = txn
         return txn
 
@@ -202,6 +202,8 @@ class TransactionBuilder:
     def _finish(self, e: ev.Event) -> Transaction:
         txn = self.current
         assert txn is not None
+        txn.seq = self._next_seq
+        self._next_seq += 1
         txn.file = self.file
         txn.end_pos = e.log_pos if e.log_pos else self.pos
         self.current = None

@@ -193,7 +193,7 @@ class Run:
     first_rows: list[int] = field(default_factory=list)  # txn.rows when a Stream starts
     end: tuple = ()  # (type, text) of the exception that ended it
     _native: int = 0
-    _streams: dict = field(default_factory=dict)  # seq -> [txn, items so far]
+    _streams: dict = field(default_factory=dict)  # id(txn) -> [txn, items so far]
 
     def record(self, item) -> None:
         t = type(item)
@@ -224,16 +224,16 @@ class Run:
             txn = item.txn
             assert item.items
             self.pieces.append((item.first, len(item.items)))
-            if item.first:
-                assert txn.seq not in self._streams
-                self._streams[txn.seq] = [txn, []]
+            if item.first:  # (numbered once whole: keyed by identity until then)
+                assert id(txn) not in self._streams
+                self._streams[id(txn)] = [txn, []]
                 self.first_rows.append(txn.rows)
-            entry = self._streams[txn.seq]
+            entry = self._streams[id(txn)]
             assert entry[0] is txn
             entry[1].extend(item.items)
         elif t is StreamEnd:
             txn = item.txn
-            streamed, items = self._streams.pop(txn.seq)
+            streamed, items = self._streams.pop(id(txn))
             assert streamed is txn and txn.items == []
             self.kinds.append("stream")
             self.entries.append(("stream", txn.seq, txn.gtid, txn.file, txn.end_pos,
