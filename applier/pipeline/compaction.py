@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..binlog import rowcodec as rc
 from .sink import StatementSink, lenient
-from .tables import Table, enum_zero, values_of
+from .tables import Table, enum_zero, match_image, values_of
 
 NET_FLUSH_ROWS = 5000  # rows held for compaction before they are written anyway
 
@@ -24,8 +24,9 @@ _INS, _DEL, _REP = 1, 2, 3
 class NetChanges:
     """Row changes of compactable tables collapsed to their net effect per row key."""
 
-    def __init__(self, sink: StatementSink) -> None:
+    def __init__(self, sink: StatementSink, verify: bool = False) -> None:
         self.sink = sink
+        self.verify = verify  # deletes match the whole before image; no in-place updates
         self.tables: dict[bytes, tuple[Table, dict[tuple[bytes, ...], list]]] = {}
         self.rows = 0  # row changes added since the last flush
 
@@ -36,7 +37,7 @@ class NetChanges:
                 # Same table, another TableMap: its table_id changed without DDL (source
                 # FLUSH TABLES, table cache eviction; DDL never shares a batch). Emit
                 # what is pending for it first so its changes keep their order.
-                self._emit(self.sink, *entry)
+                self._emit(self.sink, *entry, self.verify)
             entry = self.tables[table.name] = (table, {})
         state = entry[1]
         key_of = table.key_of
@@ -77,22 +78,26 @@ class NetChanges:
     def flush(self) -> None:
         """Write what is held (whenever source order matters, and at the end)."""
         for entry in self.tables.values():
-            self._emit(self.sink, *entry)
+            self._emit(self.sink, *entry, self.verify)
         self.tables.clear()
         self.rows = 0
 
     @staticmethod
-    def _emit(sink: StatementSink, table: Table, state: dict) -> None:
+    def _emit(sink: StatementSink, table: Table, state: dict, verify: bool) -> None:
         if not state:
             return
         name = f"{table.tmap.db}.{table.tmap.table}"
         keys = sorted(state)
-        deletes, inserts, upserts = [], [], []
+        deletes, inserts, upserts, held = [], [], [], []
         writable_of, upsert = table.writable_of, table.upsert_tail
         for k in keys:
             kind, after, before = state[k]
             if kind == _INS:
                 inserts.append(after)
+            elif verify:  # the row must hold exactly its before image: DELETE matching it all
+                held.append(before)
+                if kind == _REP:
+                    inserts.append(after)
             elif kind == _DEL:
                 deletes.append(k)
             elif upsert and _changes(writable_of, before, after):
@@ -102,6 +107,11 @@ class NetChanges:
                 inserts.append(after)
         key_cols = table.key
         assert key_cols is not None
+        if held:
+            conds = [b"(" + match_image(table, image) + b")" for image in held]
+            for chunk in _chunks(conds):
+                sink.run(b"DELETE FROM " + table.name + b" WHERE " + b" OR ".join(chunk), len(chunk),
+                         f"DELETE (before image verified) from {name}")
         if deletes:
             if len(key_cols) == 1:  # keys are the literals themselves (key_of)
                 head, sep, tail = table.col_names[key_cols[0]] + b" IN (", b",", b")"

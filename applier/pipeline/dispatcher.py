@@ -35,6 +35,7 @@ POLL_EVERY = 16  # dispatches between two looks at the acknowledgements
 ACK_WAIT = 0.5  # seconds per wait for an acknowledgement (then the workers are checked)
 STUCK_SECONDS = 3600.0
 CHECK_SECONDS = 0.5  # how often an idle dispatcher looks for dead workers
+ORDERED_RUN = 256  # preserve_commit_order: consecutive transactions kept on one worker
 
 
 class Dispatcher:
@@ -51,6 +52,7 @@ class Dispatcher:
         self._ticket = 0
         self._dispatched = 0
         self._next_check = 0.0
+        self._run_worker = 0  # preserve_commit_order: the worker the current run goes to
 
     # -- the coordinator's calls ---------------------------------------------------------
 
@@ -62,16 +64,31 @@ class Dispatcher:
             if line.blocks(keys):
                 self._wait_in_line(txn, keys)
                 return
+        if self.ordered:
+            self._dispatch_ordered(txn, keys)
+            return
         worker = self.scheduler.route(keys)
         if worker is None:
             self.metrics.waits += 1
-            if not self.ordered:
-                self._wait_in_line(txn, keys)
-                return
+            self._wait_in_line(txn, keys)
+            return
+        self._assign(worker, txn, keys)
+
+    def _dispatch_ordered(self, txn: Transaction, keys: set[int]) -> None:
+        """preserve_commit_order: a worker commits runs of consecutive tickets, so
+        transactions no worker holds keys of stay with the current run's worker for
+        ORDERED_RUN of them (runs of one would make every commit wait for the previous
+        worker's); a conflict makes the dispatcher wait, nothing passes."""
+        sched = self.scheduler
+        prefer = self._run_worker if sched.busy(self._run_worker) < ORDERED_RUN else None
+        worker = sched.route(keys, prefer)
+        if worker is None:
+            self.metrics.waits += 1
             deadline = time.monotonic() + STUCK_SECONDS
             while worker is None:
                 self._wait_ack(deadline)
-                worker = self.scheduler.route(keys)
+                worker = sched.route(keys, prefer)
+        self._run_worker = worker
         self._assign(worker, txn, keys)
 
     def idle(self) -> None:

@@ -27,7 +27,7 @@ from ..binlog.native import decode_rows
 from ..binlog.transactions import RowsEvent, Statement, Transaction
 from .compaction import NET_FLUSH_ROWS, NetChanges
 from .sink import FK_CHECKS, Planned, StatementLog, StatementSink, lenient
-from .tables import Table, TableCache, enum_zero, values_of
+from .tables import Table, TableCache, enum_zero, match_image, values_of
 
 if TYPE_CHECKING:
     from .messages import Work
@@ -39,9 +39,10 @@ class Planner:
     """Writes whole transactions' changes to a sink, inside the caller's open target
     transaction. ``tables`` resolves TableMaps (the planner's own, or the coordinator's)."""
 
-    def __init__(self, sink: StatementSink, tables: TableCache) -> None:
+    def __init__(self, sink: StatementSink, tables: TableCache, verify: bool = False) -> None:
         self.sink = sink
         self.tables = tables
+        self.verify = verify  # [apply] verify_before_image: rows must hold their whole before image
         self._fk_checks = True
 
     @property
@@ -58,7 +59,7 @@ class Planner:
             self._fk_checks = on
 
     def new_net(self) -> NetChanges:
-        return NetChanges(self.sink)
+        return NetChanges(self.sink, self.verify)
 
     def items(self, txn_maps: dict[int, bytes], items: list[RowsEvent | Statement],
               net: NetChanges | None = None) -> int:
@@ -69,7 +70,7 @@ class Planner:
         big transactions."""
         own = net is None
         if net is None:
-            net = NetChanges(self.sink)
+            net = self.new_net()
         total = 0
         for item in items:
             if isinstance(item, Statement):
@@ -105,15 +106,16 @@ class Planner:
                 sink.run(sql, len(rows), f"INSERT into {name}")
             return
         limit = b"" if table.key is not None else b" LIMIT 1"
+        where_of = match_image if self.verify else where_key
         for before, after in rows:
             if op == ev.DELETE:
-                sql = b"DELETE FROM " + table.name + b" WHERE " + where_key(table, before) + limit
+                sql = b"DELETE FROM " + table.name + b" WHERE " + where_of(table, before) + limit
                 sink.run(sql, 1, f"DELETE from {name}")
             else:
                 sets = _set_clause(table, before, after)
                 if not sets:
                     sets = table.col_names[table.writable[0]] + b"=" + table.col_names[table.writable[0]]
-                sql = b"UPDATE " + table.name + b" SET " + sets + b" WHERE " + where_key(table, before) + limit
+                sql = b"UPDATE " + table.name + b" SET " + sets + b" WHERE " + where_of(table, before) + limit
                 if enum_zero(table, (after,)):
                     lenient(sink, sql, 1, f"UPDATE of {name}")
                 else:
@@ -183,9 +185,9 @@ class BatchPlanner:
     """Plans batches (``BatchPlan``) against one TableCache, which it invalidates when the
     messages' schema version moves (DDL the coordinator applied since)."""
 
-    def __init__(self, tables: TableCache) -> None:
+    def __init__(self, tables: TableCache, verify: bool = False) -> None:
         self.log = StatementLog()
-        self.planner = Planner(self.log, tables)
+        self.planner = Planner(self.log, tables, verify)
         self._schema_version = 0
 
     def new_plan(self, schema_version: int) -> BatchPlan:

@@ -63,7 +63,8 @@ class ProcessPool:
         self._inboxes: list = []
         for wid in range(1, size + 1):
             inbox = ctx.Queue(maxsize=apply.queue_size)
-            spec = WorkerSpec(wid, target, apply.batch_txns, apply.retries, apply.retry_backoff_seconds)
+            spec = WorkerSpec(wid, target, apply.batch_txns, apply.retries, apply.retry_backoff_seconds,
+                              apply.verify_before_image)
             proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox, self.turn),
                                name=f"applier-worker-{wid}", daemon=True)
             proc.start()

@@ -84,8 +84,9 @@ class Scheduler:
 
     # -- hot path -------------------------------------------------------------------
 
-    def route(self, keys: Iterable[int]) -> int | None:
+    def route(self, keys: Iterable[int], prefer: int | None = None) -> int | None:
         """Worker to send a transaction with ``keys`` to, or ``None`` if >1 worker holds them.
+        When no worker holds them: ``prefer`` if given, else the least busy one.
 
         Does not change state.
         """
@@ -102,7 +103,7 @@ class Scheduler:
                     return None
         if owner >= 0:
             return owner
-        return self._least_busy()
+        return self._least_busy() if prefer is None else prefer
 
     def assign(self, worker: int, seq: int, keys: Iterable[int]) -> None:
         """Record transaction ``seq`` with ``keys`` as queued on ``worker``.

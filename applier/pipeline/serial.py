@@ -43,8 +43,8 @@ class SerialApplier:
         self.apply_cfg = apply
         self.turn = turn  # preserve_commit_order: set to a serial transaction's ticket
         self._ddl_pending = ddl_pending  # a DDL that may have run before a crash
-        self._batches = BatchPlanner(tables)
-        self._direct = Planner(session.executor, tables)
+        self._batches = BatchPlanner(tables, apply.verify_before_image)
+        self._direct = Planner(session.executor, tables, apply.verify_before_image)
         self._net: NetChanges | None = None  # the streamed transaction's compaction buffer
         self._recorded = watermark.ordinal
 

@@ -36,6 +36,7 @@ class Table:
     key_of: Callable[[rc.Row], Any] | None = None  # image -> row key (a literal, or a tuple of them)
     writable_of: Callable[[rc.Row], tuple] | None = None  # image -> its writable literals, in order
     enums: tuple[int, ...] = ()  # ENUM columns (index 0, the error value, needs a lenient session)
+    matchers: tuple[tuple[int, bytes, bytes], ...] = ()  # (column, head, tail): see match_image
 
 
 class TableCache:
@@ -75,7 +76,27 @@ def build_table(tmap: TableMap, schema: TableSchema) -> Table:
     key_cols = row_key.columns if row_key else None
     enums = tuple(i for i in writable if schema.columns[i].data_type == "enum")
     return Table(tmap, schema, plan, qualified, head, writable, key_cols, compactable, names, upsert,
-                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable), enums)
+                 operator.itemgetter(*key_cols) if key_cols else None, _getter(writable), enums,
+                 tuple(_matcher(i, names[i], plan.columns[i]) for i in writable))
+
+
+def _matcher(i: int, name: bytes, codec: rc.ColumnCodec) -> tuple[int, bytes, bytes]:
+    """How one column is compared with its before-image literal, exactly: strings and
+    BLOBs byte for byte (not by collation: 'a' and 'A' differ), FLOAT as the float it
+    holds, everything else (numbers, temporal text, ENUM/SET/BIT numbers, JSON) as is;
+    NULL-safe."""
+    if codec.kind in (rc.K_VARSTR, rc.K_BLOB):
+        return i, b"BINARY " + name + b"<=>BINARY ", b""
+    if codec.kind == rc.K_FLOAT:
+        return i, name + b"<=>CAST(", b" AS FLOAT)"
+    return i, name + b"<=>", b""
+
+
+def match_image(table: Table, image: rc.Row) -> bytes:
+    """A WHERE condition true only for the row that holds exactly ``image`` (every
+    written column; ``[apply] verify_before_image``)."""
+    parts = [head + image[i] + tail for i, head, tail in table.matchers if image[i] is not None]  # type: ignore[operator]
+    return b" AND ".join(parts)
 
 
 def enum_zero(table: Table, rows) -> bool:

@@ -51,6 +51,7 @@ class WorkerSpec:
     batch_txns: int
     retries: int
     retry_backoff_seconds: float
+    verify_before_image: bool = False
 
 
 def _die_with_parent() -> None:
@@ -202,7 +203,8 @@ def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
     try:
         session = Session(spec.target, spec.worker_id)
         # its own connection: schema lookups must not share the executing one
-        planner = BatchPlanner(TableCache(SchemaCache(connect(spec.target, "target"))))
+        planner = BatchPlanner(TableCache(SchemaCache(connect(spec.target, "target"))),
+                               spec.verify_before_image)
         if turn is not None:
             _ordered_loop(spec, session, planner, inbox, outbox, turn)
         else:

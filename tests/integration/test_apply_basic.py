@@ -3,6 +3,8 @@ without keys, applied by the applier and compared with `check`."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from applier.errors import TargetError
@@ -114,3 +116,39 @@ def test_row_changed_deleted_and_reinserted_as_it_was(source, target, dbname):
     src.close()
     run_applier(make_config(source, target, dbname, workers=1))
     assert_same(source, target, dbname)
+
+
+@pytest.mark.parametrize("table", ["compacted", "in_order"])
+@pytest.mark.parametrize("drift", ["number", "letter_case", "float", "null"])
+def test_verify_before_image_stops_on_drift(source, target, dbname, table, drift):
+    """[apply] verify_before_image: an UPDATE whose target row differs from the source's
+    before image in any column (even only in letter case under a case-insensitive
+    collation, or a FLOAT) stops the applier naming the table, nothing applied; rows
+    that match apply, FLOAT and strings included; without the option the row is
+    overwritten, as the native replica does."""
+    unique = ", UNIQUE KEY (u)" if table == "in_order" else ""
+    verified = make_config(source, target, dbname, workers=1, verify_before_image=True)
+    src = source.connect()
+    cur = src.cursor()
+    cur.execute(f"CREATE DATABASE {dbname}")
+    cur.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, u INT, n INT, s VARCHAR(10), "
+                f"f FLOAT, z INT NULL{unique}) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci")
+    cur.execute(f"INSERT INTO {dbname}.t VALUES (1, 1, 0, 'abc', 1.1, NULL), (2, 2, 0, 'x', 0.3, 5)")
+    run_applier(verified)
+    cur.execute(f"UPDATE {dbname}.t SET n = n + 1")  # rows as they are: verified, applied
+    run_applier(verified)
+    assert_same(source, target, dbname)
+    target.execute({
+        "number": f"UPDATE {dbname}.t SET n = 9 WHERE id = 1",
+        "letter_case": f"UPDATE {dbname}.t SET s = 'ABC' WHERE id = 1",
+        "float": f"UPDATE {dbname}.t SET f = 1.2 WHERE id = 1",
+        "null": f"UPDATE {dbname}.t SET z = 0 WHERE id = 1",
+    }[drift])
+    cur.execute(f"UPDATE {dbname}.t SET u = u + 10")
+    src.close()
+    with pytest.raises(TargetError, match=rf"diverged: .*{dbname}\.t affected \d rows, expected"):
+        run_applier(verified)
+    assert sorted(target.query(f"SELECT id, u FROM {dbname}.t")) == [(1, 1), (2, 2)]
+    run_applier(dataclasses.replace(verified, apply=dataclasses.replace(verified.apply,
+                                                                    verify_before_image=False)))
+    assert sorted(target.query(f"SELECT id, u FROM {dbname}.t")) == [(1, 11), (2, 12)]

@@ -69,6 +69,7 @@ BUILTIN = {  # name -> (workload kind, connections)
 SYSBENCH = ("oltp_write_only", "oltp_insert")
 WORKLOADS = (*BUILTIN, *SYSBENCH)
 NATIVE_MODES = ("conservative", "optimistic")
+ORDERED = " ordered"  # an applier contender's mode suffix: preserve_commit_order
 DB = "bench"
 SYSBENCH_DB = "sbtest"
 
@@ -88,6 +89,7 @@ class BenchOptions:
     sysbench_threads: int = 16  # source client threads of the sysbench workloads
     timeout: float = 900.0  # per contender
     keep: bool = False
+    commit_order: bool = False  # the applier contenders run with preserve_commit_order
 
     @classmethod
     def quick(cls, **kw: Any) -> BenchOptions:
@@ -110,7 +112,8 @@ def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
             runs.append(("native", 0, "serial"))
         else:
             runs += [("native", n, mode) for mode in opts.native_modes]
-    runs += [("applier", w, p) for p in opts.policies for w in opts.workers]
+    suffix = ORDERED if opts.commit_order else ""
+    runs += [("applier", w, p + suffix) for p in opts.policies for w in opts.workers]
     return runs
 
 
@@ -249,7 +252,8 @@ def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlo
             r.wall_seconds = time.perf_counter() - t0
         else:
             res = run_applier_process(
-                apply_config(source, target, p0, threads, mode), where, opts.timeout
+                apply_config(source, target, p0, threads, mode.removesuffix(ORDERED),
+                             ordered=mode.endswith(ORDERED)), where, opts.timeout
             )
             r.seconds = float(res["summary"]["seconds"])
             r.wall_seconds = res["wall"]

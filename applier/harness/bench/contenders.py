@@ -64,6 +64,8 @@ def apply_config(
     start: tuple[str, int],
     workers: int = 1,
     policy: str = "writeset",
+    *,
+    ordered: bool = False,
 ) -> config.Config:
     sc, tc = source.server_config(), target.server_config()
     return config.Config(
@@ -76,7 +78,8 @@ def apply_config(
             start_pos=start[1],
         ),
         target=config.TargetConfig(host=tc.host, port=tc.port, user=tc.user, password=tc.password),
-        apply=config.ApplyConfig(workers=workers, policy=policy, stop_at_end=True),
+        apply=config.ApplyConfig(workers=workers, policy=policy, stop_at_end=True,
+                                 preserve_commit_order=ordered),
     )
 
 
