@@ -9,8 +9,8 @@ transaction back and runs it again (its statements do not depend on what the tar
 holds; only the checkpoint row does, and it is rebuilt), up to ``retries`` times with
 exponential backoff. Workers and the coordinator's serial path both commit through it.
 
-With ``preserve_commit_order`` a batch holds consecutive tickets and commits only once
-the ticket before its first has committed (``turn``, a shared counter).
+With ``preserve_commit_order`` a batch holds consecutive tickets and runs only once the
+ticket before its first has committed (``turn``, a shared counter).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .checkpoint import COORDINATOR_ROW, CheckpointRow
 from .planner import PlannedBatch
 from .sink import FK_CHECKS, LENIENT_SQL_MODE, ROW_SQL_MODE, SESSION_STATEMENT, SQL_MODE, STATEMENT
 
-ORDER_ROLLBACK_SECONDS = 1.0  # waiting this long for our turn: assume we block an earlier one
 ORDER_GIVE_UP_SECONDS = 3600.0
 
 SESSION_SETUP = (
@@ -152,9 +151,16 @@ class Session:
     def execute(self, batch: PlannedBatch, retries: int, backoff: float, turn=None) -> None:
         """Run the batch with the checkpoint in one target transaction, retrying it whole
         on deadlock or lock-wait timeout. With ``turn`` (preserve_commit_order: a shared
-        counter of the last committed ticket), commit only when the ticket before the
-        batch's first has committed."""
+        counter of the last committed ticket) the batch waits until the ticket before
+        its first has committed before it runs anything: it holds no lock an earlier
+        transaction could need (gap locks of a duplicate check, foreign keys) while it
+        waits, so the wait can never turn into a deadlock."""
         txns, last = batch.txns, batch.last
+        if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
+            raise TargetError(
+                f"transaction {txns[0].gtid or txns[0].seq} waited {ORDER_GIVE_UP_SECONDS:g}s "
+                "for its turn to commit: an earlier one is stuck"
+            )
         attempt = 0
         while True:
             try:
@@ -165,16 +171,6 @@ class Session:
                         [t.end_ordinal for t in txns], txns[-1].gtid, len(txns), txns[-1].timestamp,
                     )
                 )
-                if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_ROLLBACK_SECONDS):
-                    # An earlier transaction may be waiting for a lock we hold while we
-                    # wait for it to commit: release ours, wait for our turn, redo.
-                    self.conn.rollback()
-                    if not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
-                        raise TargetError(
-                            f"transaction {txns[0].gtid or txns[0].seq} waited "
-                            f"{ORDER_GIVE_UP_SECONDS}s for its turn to commit: an earlier one is stuck"
-                        )
-                    continue
                 self.conn.commit()
                 if turn is not None:
                     turn.value = txns[-1].ticket

@@ -50,17 +50,90 @@ class EndOfBinlog(Exception):
     """Non-blocking dump reached the end of the source's binlog."""
 
 
-class DumpSource:
+class PacketReader:
+    """Binlog events as the dump protocol frames them (a 4-byte packet header, the 0x00
+    OK marker, the event), in one buffer read from ``off``: the intake's native scanner
+    reads whole transactions straight from it, ``next_event`` splits one event into
+    header fields and body bytes. ``fill`` brings more bytes (``DumpSource``: from the
+    socket; ``files.FileSource``: from binlog files, framed the same way)."""
+
+    where = "source"  # names the source in messages
+
+    def __init__(self) -> None:
+        self.file = ""  # binlog file of the event being read (from Rotate events)
+        self.buf = bytearray()  # bytes not consumed yet, from ``off``
+        self.off = 0
+        self.checksum = False  # events end with a 4-byte CRC32 (binlog_checksum is not NONE)
+
+    def fill(self, timeout: float) -> bool:
+        """Bring more bytes, waiting up to ``timeout`` seconds; False when none came."""
+        raise NotImplementedError
+
+    def next_event(self) -> ev.Event | None:
+        """The next whole event in the buffer (Rotate updates ``file``), or None when
+        more bytes are needed. Raises for error and EOF packets."""
+        pkt = self._packet()
+        if pkt is None:
+            return None
+        marker = pkt[0]
+        if marker == 0xFF:
+            self._error(pkt)
+        if marker == 0xFE and len(pkt) < 9:
+            self._end()
+        ts, etype, server_id, size, log_pos, flags = ev.HEADER.unpack_from(pkt, 1)
+        end = size + 1 - (4 if self.checksum else 0)
+        body = pkt[1 + ev.HEADER_LEN : end]
+        if etype == ev.ROTATE:
+            self.file = body[8:].decode()
+        elif etype in ev.UNSUPPORTED:
+            raise SourceError(
+                f"{self.where} writes event type {etype} which the applier "
+                f"cannot decode: {ev.UNSUPPORTED[etype]}"
+            )
+        return ev.Event(etype, ts, server_id, log_pos, flags, body)
+
+    def events(self) -> Iterator[ev.Event]:
+        """Every event, waiting for more as needed, until the reader ends (raises):
+        for probes and tests; the intake reads ``buf`` and ``next_event`` itself."""
+        while True:
+            e = self.next_event()
+            if e is not None:
+                yield e
+            else:
+                self.fill(1.0)
+
+    def _packet(self) -> bytes | None:
+        """One whole packet's payload (16 MiB parts joined), or None if not all here."""
+        buf, off, end = self.buf, self.off, len(self.buf)
+        parts = []
+        while True:
+            if end - off < 4:
+                return None
+            length = buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16
+            if end - off - 4 < length:
+                return None
+            parts.append(bytes(buf[off + 4 : off + 4 + length]))
+            off += 4 + length
+            if length < 0xFFFFFF:
+                self.off = off
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _error(self, pkt: bytes) -> None:
+        raise SourceError(f"{self.where} sent an error packet")
+
+    def _end(self) -> None:
+        raise EndOfBinlog()
+
+
+class DumpSource(PacketReader):
     """One dump connection; open a new one to reconnect."""
 
     def __init__(self, cfg: SourceConfig, flavor: str, *, non_blocking: bool = False) -> None:
+        super().__init__()
         self.cfg = cfg
         self.flavor = flavor
         self.non_blocking = non_blocking
-        self.file = ""  # binlog file of the event being read (from Rotate events)
-        self.buf = bytearray()  # what the source sent and was not consumed yet, from ``off``
-        self.off = 0
-        self.checksum = False  # events end with a 4-byte CRC32 (binlog_checksum is not NONE)
+        self.where = f"source {cfg.describe()}"
         self._conn: pymysql.connections.Connection | None = None
         self._sock: socket.socket | None = None
         self._timeout = max(30.0, cfg.heartbeat_seconds * 4)  # silence that means a dead source
@@ -202,58 +275,12 @@ class DumpSource:
         self._last_read = time.monotonic()
         return True
 
-    def next_event(self) -> ev.Event | None:
-        """The next whole event in the buffer (Rotate updates ``file``), or None when
-        more bytes are needed. Raises for error and EOF packets."""
-        pkt = self._packet()
-        if pkt is None:
-            return None
-        marker = pkt[0]
-        if marker == 0xFF:
-            self._raise_error(pkt)
-        if marker == 0xFE and len(pkt) < 9:
-            if self.non_blocking:
-                raise EndOfBinlog()
-            raise SourceDisconnected("source sent EOF on the dump connection")
-        ts, etype, server_id, size, log_pos, flags = ev.HEADER.unpack_from(pkt, 1)
-        end = size + 1 - (4 if self.checksum else 0)
-        body = pkt[1 + ev.HEADER_LEN : end]
-        if etype == ev.ROTATE:
-            self.file = body[8:].decode()
-        elif etype in ev.UNSUPPORTED:
-            raise SourceError(
-                f"source {self.cfg.describe()} writes event type {etype} which the applier "
-                f"cannot decode: {ev.UNSUPPORTED[etype]}"
-            )
-        return ev.Event(etype, ts, server_id, log_pos, flags, body)
+    def _end(self) -> None:
+        if self.non_blocking:
+            raise EndOfBinlog()
+        raise SourceDisconnected("source sent EOF on the dump connection")
 
-    def events(self) -> Iterator[ev.Event]:
-        """Every event, waiting for more as needed, until the connection ends (raises):
-        for probes and tests; the intake reads ``buf`` and ``next_event`` itself."""
-        while True:
-            e = self.next_event()
-            if e is not None:
-                yield e
-            else:
-                self.fill(1.0)
-
-    def _packet(self) -> bytes | None:
-        """One whole packet's payload (16 MiB parts joined), or None if not all here."""
-        buf, off, end = self.buf, self.off, len(self.buf)
-        parts = []
-        while True:
-            if end - off < 4:
-                return None
-            length = buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16
-            if end - off - 4 < length:
-                return None
-            parts.append(bytes(buf[off + 4 : off + 4 + length]))
-            off += 4 + length
-            if length < 0xFFFFFF:
-                self.off = off
-                return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _raise_error(self, pkt: bytes) -> None:
+    def _error(self, pkt: bytes) -> None:
         code = pkt[1] | pkt[2] << 8
         msg = pkt[9:].decode(errors="replace") if pkt[3:4] == b"#" else pkt[3:].decode(errors="replace")
         where = f"source {self.cfg.describe()}"

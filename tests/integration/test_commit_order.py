@@ -97,12 +97,12 @@ def test_commits_follow_source_order(source, logged_target, dbname):
     assert len(target_commits) > 600 // 5  # really in batches of at most batch_txns
 
 
-def test_later_transaction_holding_a_lock_steps_aside(source, target, dbname):
-    """The ordering deadlock: ticket 2 has applied and holds a row lock while it waits
-    for ticket 1 to commit, and ticket 1 needs that lock. (The scheduler never routes
-    two transactions touching one row to different workers; gap or foreign-key locks
-    can still do this.) Ticket 2 must roll back after ORDER_ROLLBACK_SECONDS, let 1
-    commit, then redo itself, leaving the state of source order."""
+def test_a_later_transaction_waits_for_its_turn_before_it_runs(source, target, dbname):
+    """The ordering deadlock that must not happen: ticket 2 applied and holding a row
+    lock while it waits for ticket 1 to commit, and ticket 1 needing that lock. (The
+    scheduler never routes two transactions touching one row to different workers; gap
+    or foreign-key locks could still do this.) Ticket 2 runs nothing before its turn,
+    so ticket 1 commits first and both end in source order."""
     start = source.binlog_position()
     source.execute(f"CREATE DATABASE {dbname}")
     source.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, v INT NOT NULL)")
@@ -150,10 +150,10 @@ def test_later_transaction_holding_a_lock_steps_aside(source, target, dbname):
             errors.append(e)
 
     later = threading.Thread(target=apply, args=(sessions[1], txns[1]))
-    later.start()  # applies v=2, holds the row lock, waits for ticket 1
+    later.start()  # waits for ticket 1 before it runs anything
     time.sleep(0.3)
     earlier = threading.Thread(target=apply, args=(sessions[0], txns[0]))
-    earlier.start()  # needs the row: blocked until ticket 2 steps aside
+    earlier.start()  # the row is free: it commits, then ticket 2 runs
     earlier.join(30)
     later.join(30)
     assert not errors, errors
