@@ -277,6 +277,14 @@ class GtidPosition:
             self._maria = MariadbGtidPos()
             self.add(gtid)
 
+    def __contains__(self, gtid: str) -> bool:
+        """``gtid`` is at or before this position (MariaDB: in its domain) or in the set."""
+        if self._maria is not None:
+            d, s, n = gtid.split("-")
+            last = self._maria.domains().get(int(d))
+            return last is not None and int(n) <= last.seq
+        return self._mysql is not None and gtid in self._mysql
+
     @property
     def mariadb(self) -> MariadbGtidPos | None:
         return self._maria

@@ -24,16 +24,16 @@ from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
 from ..db import codes
 from ..db.schema import SchemaCache
-from ..errors import ConfigError, SourceError, TargetError, TargetLost, Unreachable
+from ..errors import ConfigError, TargetError, TargetLost, Unreachable
 from ..metrics import Metrics
 from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
 from .dispatcher import Dispatcher
 from .intake import IDLE, Barrier, Filter, Intake, Routed, Stream, StreamEnd
 from .pool import Pool, ProcessPool
+from .reading import DumpReading, FileReading, Reading
 from .serial import SerialApplier
 from .session import Session
-from .source import DumpSource, EndOfBinlog, SourceDisconnected, check_start
 from .tables import TableCache
 from .until import Until, UntilTracker
 from .writeset import Weigher
@@ -58,6 +58,7 @@ class Flow:
         self.metrics = metrics
         self.committed = committed  # end ordinals committed beyond the recovered watermark
         self.until = until
+        self.applied_gtids: GtidPosition | None = None  # a file replay started by GTID: skip these
         self.stop = False
         self._next_progress = 0.0
         self._next_record = 0.0
@@ -120,7 +121,8 @@ class Flow:
         self._register(txn)
         if not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
-        elif txn.end_ordinal in self.committed:
+        elif txn.end_ordinal in self.committed or (
+                self.applied_gtids is not None and txn.gtid and txn.gtid in self.applied_gtids):
             self.metrics.skipped_recovered += 1
         else:
             return False
@@ -151,9 +153,11 @@ class Flow:
 
 
 class Coordinator:
-    def __init__(self, cfg: Config, until: Until | None = None, *, locked: bool = False) -> None:
+    def __init__(self, cfg: Config, until: Until | None = None, *, locked: bool = False,
+                 reading: Reading | None = None) -> None:
         self.cfg = cfg
         self.until = until
+        self.reading = reading if reading is not None else DumpReading(cfg)  # where the binlog comes from
         self.locked = locked  # the caller holds the checkpoint schema's lock (handback)
         self.metrics = Metrics()
         self._flow: Flow | None = None
@@ -166,10 +170,8 @@ class Coordinator:
 
     def run(self) -> Metrics:
         cfg = self.cfg
-        facts = preflight.inspect_source(cfg.source)
-        preflight.check_source(facts, start_file=cfg.source.start_file or None,
-                               start_gtid=cfg.source.start_gtid or None)
-        self.flavor = facts.flavor
+        self.reading.preflight()
+        self.flavor = self.reading.flavor
         preflight.inspect_target(cfg.target, check_replica=not self.locked)
         t = cfg.target
         attempts = 0
@@ -221,7 +223,7 @@ class Coordinator:
             flow = self._flow = Flow(intake, dispatcher, serial, watermark, self.metrics,
                                      recovery.done, until)
             flow.stop = self._stop
-            self._read(flow, start, gtid)
+            self.reading.run(flow, start, gtid)
             dispatcher.drain()
             serial.record()  # the exact position, now that nothing is in flight
             self.metrics.position = f"{watermark.file}:{watermark.ordinal & 0xFFFFFFFF}"
@@ -272,13 +274,15 @@ class Coordinator:
             start, gtid = BinlogPosition(src.start_file, src.start_pos), ""
         elif src.start_gtid:
             start, gtid = None, str(GtidPosition(src.start_gtid))
+        elif isinstance(self.reading, FileReading):
+            start, gtid = None, ""  # the first file's first event
         else:
             raise ConfigError(
                 "no start position: the target has no checkpoint yet, so set [source] start_file "
                 "(and start_pos) or start_gtid to where the target's data stops, or run "
                 "`applier takeover` on a native replica"
             )
-        check_start(src, self.flavor, start, gtid)
+        self.reading.check_start(start, gtid)
         return start, gtid
 
     def _until(self, start: BinlogPosition | None, gtid: str, recovery: Recovery) -> UntilTracker | None:
@@ -299,46 +303,6 @@ class Coordinator:
             raise ConfigError(f"--until-gtid {until.gtid} is already applied (the target is at "
                               f"{gtid}): there is nothing to apply")
         return tracker
-
-    def _read(self, flow: Flow, start: BinlogPosition | None, gtid: str) -> None:
-        """Run ``flow`` over dump connections until the end (``stop_at_end``), the UNTIL
-        point or a stop request; after a disconnect, drain and resume at the watermark."""
-        cfg = self.cfg.source
-        attempts = 0
-        position, gtid_start = start, gtid
-        non_blocking = self.cfg.apply.stop_at_end
-        while not flow.stop:
-            reader = DumpSource(cfg, self.flavor, non_blocking=non_blocking)
-            try:
-                reader.open(position, gtid_start)
-                attempts = 0
-                flow.run(reader)
-                return
-            except EndOfBinlog:
-                if flow.intake.partial:
-                    raise SourceError("the source binlog ends inside a transaction") from None
-                if flow.until is not None:
-                    log.warning("the source's binlog ends before UNTIL %s", flow.until.until)
-                return
-            except SourceDisconnected as e:
-                attempts += 1
-                if attempts > cfg.reconnect_attempts:
-                    raise SourceError(
-                        f"source {cfg.describe()} unreachable after {cfg.reconnect_attempts} reconnect "
-                        f"attempts ({e}): check the server, then run again to resume"
-                    ) from None
-                log.warning("source connection lost (%s); reconnecting from the last applied position", e)
-                flow.intake.abandon()
-                flow.serial.abandon()
-                flow.dispatcher.drain()
-                w = flow.watermark
-                if w.ordinal:
-                    position = BinlogPosition(w.file, w.ordinal & 0xFFFFFFFF)
-                elif position is None:
-                    gtid_start = w.gtid or gtid_start
-                time.sleep(min(30.0, cfg.reconnect_backoff_seconds * 2 ** (attempts - 1)))
-            finally:
-                reader.close()
 
 
 def _base(start: BinlogPosition | None) -> str:

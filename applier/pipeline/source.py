@@ -302,7 +302,7 @@ class DumpSource(PacketReader):
 
 
 # events that may come first at a transaction boundary (or at the start of a file)
-_BOUNDARY = frozenset({
+BOUNDARY_EVENTS = frozenset({
     ev.MARIADB_GTID, ev.MYSQL_GTID, ev.MYSQL_ANONYMOUS_GTID, ev.MYSQL_GTID_TAGGED, ev.QUERY,
     ev.FORMAT_DESCRIPTION, ev.ROTATE, ev.STOP, ev.MYSQL_PREVIOUS_GTIDS, ev.MARIADB_GTID_LIST,
     ev.MARIADB_BINLOG_CHECKPOINT, ev.HEARTBEAT, ev.MYSQL_HEARTBEAT_V2,
@@ -326,7 +326,7 @@ def check_start(cfg: SourceConfig, flavor: str, start: BinlogPosition | None, gt
                 continue
             if e.log_pos == 0 or e.flags & ev.LOG_EVENT_ARTIFICIAL_F:
                 continue
-            if e.type not in _BOUNDARY:
+            if e.type not in BOUNDARY_EVENTS:
                 raise SourceError(
                     f"{where} is inside a transaction: the first event there is of type {e.type} "
                     "(a transaction starts with its GTID event): start at the end position of a "
