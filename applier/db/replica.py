@@ -90,23 +90,27 @@ class Replica:
         finally:
             cur.close()
 
-    def stop(self) -> ReplicaStatus:
-        """Stop both threads and wait until they have; the status after."""
-        self.execute("STOP SLAVE" if self.mariadb else "STOP REPLICA")
+    def stop(self, thread: str = "") -> ReplicaStatus:
+        """Stop both threads (or ``thread``: "IO_THREAD", "SQL_THREAD") and wait until
+        they have; the status after."""
+        self.execute(("STOP SLAVE" if self.mariadb else "STOP REPLICA") + (f" {thread}" if thread else ""))
         deadline = time.monotonic() + STOP_SECONDS
         while True:
             st = self.status()
             assert st is not None
-            if not st.sql_running and not st.io_running:
+            running = {"IO_THREAD": st.io_running, "SQL_THREAD": st.sql_running}.get(
+                thread, st.sql_running or st.io_running)
+            if not running:
                 return st
             if time.monotonic() > deadline:
                 raise TargetError(f"{self.where}: the replica threads did not stop within "
                                   f"{STOP_SECONDS:g}s: look at SHOW PROCESSLIST")
             time.sleep(0.1)
 
-    def start(self, wait: float = 30.0) -> ReplicaStatus:
-        """Start both threads; the status once the SQL thread runs (or stopped on an error)."""
-        self.execute("START SLAVE" if self.mariadb else "START REPLICA")
+    def start(self, thread: str = "", wait: float = 30.0) -> ReplicaStatus:
+        """Start both threads (or ``thread``); the status once it runs (an SQL thread that
+        stopped on an error is an error)."""
+        self.execute(("START SLAVE" if self.mariadb else "START REPLICA") + (f" {thread}" if thread else ""))
         deadline = time.monotonic() + wait
         while True:
             st = self.status()
@@ -114,12 +118,46 @@ class Replica:
             if st.sql_errno:
                 raise TargetError(f"{self.where}: the native replica stopped on error {st.sql_errno}: "
                                   f"{st.sql_error}")
-            if st.sql_running:
+            if st.io_running if thread == "IO_THREAD" else st.sql_running:
                 return st
             if time.monotonic() > deadline:
-                raise TargetError(f"{self.where}: the native replica's SQL thread did not start "
-                                  f"within {wait:g}s: look at SHOW SLAVE STATUS")
+                raise TargetError(f"{self.where}: the native replica's {thread or 'SQL thread'} did "
+                                  f"not start within {wait:g}s: look at SHOW SLAVE STATUS")
             time.sleep(0.1)
+
+    def point_at(self, file: str, pos: int, gtid: str, *, use_gtid: bool,
+                 source: tuple[str, tuple] = ("", ())) -> None:
+        """Make the (stopped) replica continue after ``file``:``pos`` / the GTID position
+        ``gtid`` (MariaDB: gtid_slave_pos with MASTER_USE_GTID=slave_pos; MySQL: its
+        gtid_executed must already hold it, SOURCE_AUTO_POSITION=1), or by file/pos. Its
+        relay logs are dropped and start anew. ``source``: the connection part of the
+        CHANGE statement for a server that was never a replica."""
+        head, params = source
+        if self.mariadb:
+            if use_gtid:
+                self.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
+                self.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = slave_pos", params)
+            else:
+                self.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = no, MASTER_LOG_FILE = %s, "
+                             "MASTER_LOG_POS = %s", (*params, file, pos))
+        elif use_gtid:
+            self.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 1", params)
+        else:
+            self.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 0, "
+                         "SOURCE_LOG_FILE = %s, SOURCE_LOG_POS = %s", (*params, file, pos))
+
+    def relay_log_index(self) -> tuple[str, int]:
+        """(the relay log index file's path, this server's server_id)."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute("SELECT @@relay_log_index, @@datadir, @@server_id")
+            index, datadir, server_id = cur.fetchone()
+        finally:
+            cur.close()
+        path = text(index)
+        if not path.startswith("/"):
+            path = text(datadir).rstrip("/") + "/" + path
+        return path, int(server_id)
 
     def gtid_position(self) -> str:
         """MariaDB: gtid_slave_pos; MySQL: gtid_executed."""

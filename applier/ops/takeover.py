@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet, file_base
+from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
 from ..db.replica import Replica, same_server
@@ -32,6 +32,7 @@ from ..db.sql import text
 from ..errors import ConfigError, TargetError
 from ..pipeline import checkpoint
 from ..pipeline.checkpoint import CheckpointLock
+from ..pipeline.relay import add_gtids
 from ..pipeline.until import Until
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def takeover(cfg: Config, *, force: bool = False) -> Position:
                     f"({rec.start or rec.gtid}): the applier has taken over already; give --force "
                     "to replace it with the native replica's position"
                 )
-            st = replica.stop()
+            relay = cfg.source.mode == "relay-log"  # the IO thread goes on filling the relay log
+            st = replica.stop("SQL_THREAD" if relay else "")
             if st.sql_errno:
                 raise TargetError(f"{where}: its SQL thread stopped on error {st.sql_errno} "
                                   f"({st.sql_error}) while stopping: fix it first")
@@ -174,16 +176,12 @@ def _source_clause(cfg: Config, mariadb: bool) -> tuple[str, tuple]:
 
 
 def _point_mariadb(cfg: Config, replica: Replica, rec, *, configured: bool, use_gtid: bool) -> Position:
-    head, params = ("", ()) if configured else _source_clause(cfg, True)
-    if rec.start is None:
-        use_gtid = True
-    if use_gtid:
+    source = ("", ()) if configured else _source_clause(cfg, True)
+    if rec.start is None or use_gtid:
         gtid = _source_gtid_pos(cfg, rec.start) if rec.start is not None else rec.gtid
-        replica.execute("SET GLOBAL gtid_slave_pos = %s", (gtid,))
-        replica.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = slave_pos", params)
+        replica.point_at("", 0, gtid, use_gtid=True, source=source)
         return Position("", 0, gtid)
-    replica.execute(f"CHANGE MASTER TO {head}MASTER_USE_GTID = no, MASTER_LOG_FILE = %s, "
-                    "MASTER_LOG_POS = %s", (*params, rec.start.file, rec.start.pos))
+    replica.point_at(rec.start.file, rec.start.pos, "", use_gtid=False, source=source)
     return Position(rec.start.file, rec.start.pos, "")
 
 
@@ -203,19 +201,15 @@ def _source_gtid_pos(cfg: Config, start: BinlogPosition) -> str:
 
 
 def _point_mysql(cfg: Config, replica: Replica, rec, *, configured: bool, use_gtid: bool) -> Position:
-    head, params = ("", ()) if configured else _source_clause(cfg, False)
+    source = ("", ()) if configured else _source_clause(cfg, False)
     applied = GtidPosition(rec.gtid).mysql
-    if rec.start is None:
-        use_gtid = True
-    if use_gtid:
+    if rec.start is None or use_gtid:
         if applied is None:
             raise ConfigError("the checkpoint holds no GTIDs: hand back with --file-position")
-        executed = MysqlGtidSet.parse(replica.gtid_position())
-        missing = applied.difference(executed)
-        if missing:
-            replica.execute("SET GLOBAL gtid_purged = %s", (f"+{missing}",))
-        replica.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 1", params)
+        add_gtids(replica, applied)
+        replica.point_at("", 0, str(applied), use_gtid=True, source=source)
         return Position("", 0, str(applied))
-    replica.execute(f"CHANGE REPLICATION SOURCE TO {head}SOURCE_AUTO_POSITION = 0, SOURCE_LOG_FILE = %s, "
-                    "SOURCE_LOG_POS = %s", (*params, rec.start.file, rec.start.pos))
+    replica.point_at(rec.start.file, rec.start.pos, "", use_gtid=False, source=source)
     return Position(rec.start.file, rec.start.pos, "")
+
+

@@ -29,9 +29,10 @@ from ..metrics import Metrics
 from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
 from .dispatcher import Dispatcher
-from .intake import IDLE, Barrier, Filter, Intake, Routed, Stream, StreamEnd
+from .intake import IDLE, Barrier, Filter, Intake, Routed, Stream, StreamAbort, StreamEnd
 from .pool import Pool, ProcessPool
 from .reading import DumpReading, FileReading, Reading
+from .relay import RelayLogReading
 from .serial import SerialApplier
 from .session import Session
 from .tables import TableCache
@@ -59,6 +60,8 @@ class Flow:
         self.committed = committed  # end ordinals committed beyond the recovered watermark
         self.until = until
         self.applied_gtids: GtidPosition | None = None  # a file replay started by GTID: skip these
+        self.skip_upto = 0  # a relay log read from its start: transactions ending here or before
+        self._skipping = None  # a streamed transaction applied before (not applied again)
         self.stop = False
         self._next_progress = 0.0
         self._next_record = 0.0
@@ -96,16 +99,30 @@ class Flow:
                 if item.first:  # type: ignore[union-attr]
                     if until is not None and until.before(txn):
                         return
+                    if self._applied_before(txn):
+                        self._skipping = txn
+                        continue
                     dispatcher.drain()
                     self.metrics.big_transactions += 1
                     self.serial.stream_begin(txn)
-                txn.rows += self.serial.stream(txn, item.items)  # type: ignore[union-attr]
+                if txn is not self._skipping:
+                    txn.rows += self.serial.stream(txn, item.items)  # type: ignore[union-attr]
+            elif t is StreamAbort:
+                if item.txn is self._skipping:  # type: ignore[union-attr]
+                    self._skipping = None
+                else:
+                    self.serial.abandon()
             elif t is StreamEnd:
                 txn = item.txn  # type: ignore[union-attr]
                 self._register(txn)
-                txn.ticket = dispatcher.next_ticket()
-                self.serial.stream_end(txn)
-                self._serial_done(txn)
+                if txn is self._skipping:
+                    self._skipping = None
+                    self.metrics.skipped_recovered += 1
+                    self.watermark.done(txn.seq)
+                else:
+                    txn.ticket = dispatcher.next_ticket()
+                    self.serial.stream_end(txn)
+                    self._serial_done(txn)
                 if until is not None and until.after(txn):
                     return
             if self.stop:
@@ -121,13 +138,19 @@ class Flow:
         self._register(txn)
         if not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
-        elif txn.end_ordinal in self.committed or (
+        elif txn.end_ordinal in self.committed or txn.end_ordinal <= self.skip_upto or (
                 self.applied_gtids is not None and txn.gtid and txn.gtid in self.applied_gtids):
             self.metrics.skipped_recovered += 1
         else:
             return False
         self.watermark.done(txn.seq)
         return True
+
+    def _applied_before(self, txn) -> bool:
+        """A streamed transaction that starts (``end_ordinal`` until it ends) before the
+        position to skip to, or whose GTID was applied: it was applied before."""
+        return txn.end_ordinal < self.skip_upto or (
+            self.applied_gtids is not None and bool(txn.gtid) and txn.gtid in self.applied_gtids)
 
     def _serial_done(self, txn) -> None:
         self.watermark.done(txn.seq)
@@ -157,7 +180,9 @@ class Coordinator:
                  reading: Reading | None = None) -> None:
         self.cfg = cfg
         self.until = until
-        self.reading = reading if reading is not None else DumpReading(cfg)  # where the binlog comes from
+        if reading is None:  # where the binlog comes from
+            reading = RelayLogReading(cfg) if cfg.source.mode == "relay-log" else DumpReading(cfg)
+        self.reading = reading
         self.locked = locked  # the caller holds the checkpoint schema's lock (handback)
         self.metrics = Metrics()
         self._flow: Flow | None = None

@@ -88,13 +88,15 @@ class FileSource(PacketReader):
     ``EndOfFile``, or with ``follow``, wait for the file to grow (a relay log being
     written) until ``finished()`` says no more will come."""
 
-    def __init__(self, info: FileInfo, start: int = 4, *, follow=None) -> None:
+    def __init__(self, info: FileInfo, start: int = 4, *, follow=None, own_server_id: int | None = None,
+                 source_file: str = "") -> None:
         super().__init__()
         self.info = info
         self.where = f"binlog file {info.path}"
-        self.file = info.name
+        self.file = source_file or info.name  # a relay log's positions are the source's
         self.checksum = info.checksum
         self.follow = follow  # None, or a callable: True once the file will not grow any more
+        self.own_server_id = own_server_id  # a relay log: events its own server wrote are skipped
         self.pos = start  # file offset of the next event to frame
         self.read_bytes = 0  # of the file, for progress
         self._seq = 1
@@ -104,6 +106,15 @@ class FileSource(PacketReader):
 
     def close(self) -> None:
         self._f.close()
+
+    def next_event(self) -> ev.Event | None:
+        while True:
+            e = super().next_event()
+            if e is None or self.own_server_id is None or e.server_id != self.own_server_id:
+                return e  # (a relay log's own FormatDescription, Rotate...: not the source's)
+
+    def _source_event(self, server_id: int) -> bool:
+        return server_id != self.own_server_id
 
     def fill(self, timeout: float) -> bool:
         if self.off:

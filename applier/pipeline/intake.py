@@ -10,7 +10,8 @@ half Python. The coordinator gets, in source order:
 * ``Routed(txn, keys)``: a whole transaction for the workers (no items left: filtered);
 * ``Barrier(txn)``: a whole transaction to apply alone (DDL, foreign keys, no key);
 * ``Stream(txn, items, first)`` ... ``StreamEnd(txn)``: a transaction above
-  ``big_txn_rows`` rows, handed over as it is read (never held whole);
+  ``big_txn_rows`` rows, handed over as it is read (never held whole); ``StreamAbort``
+  if its end never comes (a relay log's partial transaction);
 * ``IDLE``: nothing more to read right now.
 
 Reading never calls back into dispatch: the intake only yields.
@@ -64,13 +65,20 @@ class StreamEnd:
     txn: Transaction
 
 
+@dataclass(slots=True)
+class StreamAbort:
+    """The streamed transaction will not end (its rest never comes): roll it back."""
+
+    txn: Transaction
+
+
 class Idle:
     def __repr__(self) -> str:
         return "IDLE"
 
 
 IDLE = Idle()
-Item = Routed | Barrier | Stream | StreamEnd | Idle
+Item = Routed | Barrier | Stream | StreamEnd | StreamAbort | Idle
 
 
 class Filter:
@@ -177,6 +185,14 @@ class Intake:
         if t in ev.STATEMENT_ONLY:
             self._context = ev.STATEMENT_ONLY[t]
         done = builder.add(e, file)
+        cur = self._cur
+        if cur is not None and cur.txn is not builder.current and cur.txn is not done:
+            # A transaction started before the last one ended: the rest of that one will
+            # never come (a relay log written by an IO thread that reconnected in the
+            # middle of it, and fetched it again from its start). Forget it.
+            self._cur = None
+            if cur.streaming:
+                yield StreamAbort(cur.txn)
         if t in ev.ROWS_EVENTS:
             txn = builder.current
             assert txn is not None

