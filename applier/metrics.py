@@ -1,9 +1,12 @@
-"""Counters and lag, kept apart from settings and state so any stage can report."""
+"""Counters and lag, kept apart from settings and state so any stage can report (the
+summary `applier run` prints, and the Prometheus exporter reads them live)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # transactions per commit
 
 
 @dataclass
@@ -18,10 +21,22 @@ class Metrics:
     waits: int = 0  # times routing waited for a conflict to clear
     batches: int = 0  # target commits by workers (transactions per batch = transactions / batches)
     scanned: int = 0  # transactions the native scanner read (the rest took the Python path)
+    read: int = 0  # whole transactions read from the source
+    retries: int = 0  # batches run again after a deadlock or lock-wait timeout
+    batch_counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BUCKETS) + 1))
     last_source_timestamp: int = 0
     position: str = ""  # where the run ended: every transaction up to it has committed
     gtid: str = ""  # the same position as GTIDs
     until_reached: bool | None = None  # None: no UNTIL asked for
+
+    def batch(self, transactions: int, retries: int) -> None:
+        """A worker commit of ``transactions``, run ``retries`` more times than once."""
+        self.batches += 1
+        self.retries += retries
+        i = 0
+        while i < len(BATCH_BUCKETS) and transactions > BATCH_BUCKETS[i]:
+            i += 1
+        self.batch_counts[i] += 1
 
     @property
     def elapsed(self) -> float:

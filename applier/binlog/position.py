@@ -58,6 +58,16 @@ def file_base(name: str) -> str:
     return _SUFFIX.sub("", name)
 
 
+def bytes_between(file_a: str, pos_a: int, file_b: str, pos_b: int, sizes: dict[str, int]) -> int:
+    """Binlog bytes from ``file_a:pos_a`` to ``file_b:pos_b``; ``sizes``: SHOW BINARY
+    LOGS (name -> size) for the files in between."""
+    if file_a == file_b:
+        return max(0, pos_b - pos_a)
+    na, nb = file_number(file_a), file_number(file_b)
+    total = max(0, sizes.get(file_a, pos_a) - pos_a) + pos_b
+    return total + sum(size for name, size in sizes.items() if na < file_number(name) < nb)
+
+
 # ---- MariaDB -------------------------------------------------------------------------
 
 _MARIADB_GTID = re.compile(r"^(\d+)-(\d+)-(\d+)$")

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from ..binlog.position import BinlogPosition, MariadbGtidPos, file_base, file_number
+from ..binlog.position import BinlogPosition, MariadbGtidPos, bytes_between, file_base
 from ..binlog.transactions import TransactionBuilder
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
@@ -106,7 +106,7 @@ def read_status(cfg: Config) -> Status:
     lag_bytes = lag_txns = in_gaps = None
     lag_secs: float | None = None
     if applied is not None:
-        lag_bytes = _bytes_between(applied.file, applied.pos, src_file, src_pos, sizes)
+        lag_bytes = bytes_between(applied.file, applied.pos, src_file, src_pos, sizes)
         if lag_bytes == 0:
             lag_txns, lag_secs = 0, 0.0
         else:
@@ -159,17 +159,6 @@ def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
     finally:
         reader.close()
     return count, first
-
-
-def _bytes_between(file_a: str, pos_a: int, file_b: str, pos_b: int, sizes: dict[str, int]) -> int:
-    if file_a == file_b:
-        return max(0, pos_b - pos_a)
-    na, nb = file_number(file_a), file_number(file_b)
-    total = max(0, sizes.get(file_a, pos_a) - pos_a) + pos_b
-    for name, size in sizes.items():
-        if na < file_number(name) < nb:
-            total += size
-    return total
 
 
 def _gtid_distance(applied: str, source: str) -> int | None:

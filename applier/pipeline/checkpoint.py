@@ -212,6 +212,12 @@ class Watermark:
     def gtid(self) -> str:
         return str(self.gtids)
 
+    def oldest_pending_timestamp(self) -> int:
+        """Source commit time of the oldest transaction read and not yet applied (0: none):
+        how far behind the target is."""
+        end = self._ends.get(self._next) or self._pending.get(self._next)
+        return end[3] if end else 0
+
     def gtid_after(self, gtid: str) -> str:
         """The GTID text once ``gtid`` (the next transaction's) is applied too."""
         if not gtid:

@@ -130,8 +130,10 @@ class Flow:
 
     def _register(self, txn) -> None:
         self.watermark.register(txn.seq, txn.end_ordinal, txn.file, txn.gtid, txn.timestamp)
+        m = self.metrics
+        m.read += 1
         if txn.timestamp:
-            self.metrics.last_source_timestamp = txn.timestamp
+            m.last_source_timestamp = txn.timestamp
 
     def _settled(self, txn) -> bool:
         """Register ``txn`` with the watermark; True if there is nothing to apply."""
@@ -187,6 +189,24 @@ class Coordinator:
         self.metrics = Metrics()
         self._flow: Flow | None = None
         self._stop = False
+
+    def live(self) -> dict | None:
+        """A snapshot of the running pass for the metrics exporter (another thread): plain
+        numbers read without locks (each read is atomic; a scrape may mix two moments by
+        a few transactions). None between passes."""
+        flow = self._flow
+        if flow is None:
+            return None
+        w, d = flow.watermark, flow.dispatcher
+        oldest = w.oldest_pending_timestamp()
+        return {
+            "position_file": w.file,
+            "position": w.ordinal & 0xFFFFFFFF,
+            "gtid": w.gtid,
+            "lag_seconds": max(0.0, time.time() - oldest) if oldest else 0.0,
+            "in_flight": [d.scheduler.busy(i) for i in range(d.scheduler.workers)],
+            "waiting": len(d.line),
+        }
 
     def request_stop(self, *_args) -> None:
         self._stop = True

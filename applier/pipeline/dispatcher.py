@@ -191,4 +191,4 @@ class Dispatcher:
         m = self.metrics
         m.transactions += len(ack.seqs)
         m.rows += ack.rows
-        m.batches += 1
+        m.batch(len(ack.seqs), ack.retries)

@@ -44,6 +44,7 @@ class Done:
     seqs: tuple[int, ...]
     rows: int
     ticket: int  # the last one's ticket: the worker's queue is done up to it
+    retries: int = 0  # times the batch ran again (deadlock, lock-wait timeout)
 
 
 @dataclass(frozen=True, slots=True)

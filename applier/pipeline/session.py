@@ -148,13 +148,14 @@ class Session:
         with contextlib.suppress(Exception):
             self.conn.close()
 
-    def execute(self, batch: PlannedBatch, retries: int, backoff: float, turn=None) -> None:
+    def execute(self, batch: PlannedBatch, retries: int, backoff: float, turn=None) -> int:
         """Run the batch with the checkpoint in one target transaction, retrying it whole
         on deadlock or lock-wait timeout. With ``turn`` (preserve_commit_order: a shared
         counter of the last committed ticket) the batch waits until the ticket before
         its first has committed before it runs anything: it holds no lock an earlier
         transaction could need (gap locks of a duplicate check, foreign keys) while it
-        waits, so the wait can never turn into a deadlock."""
+        waits, so the wait can never turn into a deadlock. Returns how many times it ran
+        again."""
         txns, last = batch.txns, batch.last
         if turn is not None and not wait_turn(turn, txns[0].ticket - 1, ORDER_GIVE_UP_SECONDS):
             raise TargetError(
@@ -175,7 +176,7 @@ class Session:
                 if turn is not None:
                     turn.value = txns[-1].ticket
                 self.row.committed()
-                return
+                return attempt
             except MySQLdb.Error as e:
                 with contextlib.suppress(MySQLdb.Error):
                     self.conn.rollback()

@@ -64,8 +64,8 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _done(wid: int, txns: list[Transaction], rows: int) -> Done:
-    return Done(wid - 1, tuple(t.seq for t in txns), rows, txns[-1].ticket)
+def _done(wid: int, txns: list[Transaction], rows: int, retries: int) -> Done:
+    return Done(wid - 1, tuple(t.seq for t in txns), rows, txns[-1].ticket, retries)
 
 
 class _Runner:
@@ -95,8 +95,8 @@ class _Runner:
                 self.idle.clear()
                 if batch is None:
                     return
-                self.session.execute(batch, spec.retries, spec.retry_backoff_seconds)
-                self.outbox.put(_done(spec.worker_id, batch.txns, batch.rows))
+                retried = self.session.execute(batch, spec.retries, spec.retry_backoff_seconds)
+                self.outbox.put(_done(spec.worker_id, batch.txns, batch.rows, retried))
         except BaseException as e:  # noqa: BLE001 - report anything, never hang the coordinator
             _report_and_exit(self.outbox, _failed(spec.worker_id, e))
 
@@ -171,8 +171,8 @@ def _ordered_loop(spec: WorkerSpec, session: Session, planner: BatchPlanner, inb
             run.append(txn)
         batch = planner.plan([Work(run, work.watermark, work.watermark_file, work.watermark_gtid,
                                    work.schema_version)])
-        session.execute(batch, spec.retries, spec.retry_backoff_seconds, turn)
-        outbox.put(_done(spec.worker_id, run, batch.rows))
+        retried = session.execute(batch, spec.retries, spec.retry_backoff_seconds, turn)
+        outbox.put(_done(spec.worker_id, run, batch.rows, retried))
 
 
 def _failed(wid: int, e: BaseException) -> Failed:
