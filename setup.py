@@ -1,9 +1,12 @@
 """Build the optional Cython extensions ``applier.native._rowkeys`` (row images, native/
 _rowkeys.pyx) and ``applier.native._scan`` (the coordinator's binlog scanner, native/_scan.pyx).
 
-Project metadata lives in pyproject.toml; this file only adds the extensions. If Cython
-is missing or the C compiler fails, the build still succeeds without them (with a
-warning) and the applier uses its pure-Python paths, which give identical results.
+Project metadata lives in pyproject.toml, the sdist's file list in MANIFEST.in; this file
+only adds the extensions. The .pyx files are translated to C when the extensions are
+built (not when an sdist is made: it ships the .pyx, never generated C), and both are
+compiled in parallel. If Cython is missing or the C compiler fails, the build still
+succeeds without them (with a warning) and the applier uses its pure-Python paths, which
+give identical results.
 """
 
 from __future__ import annotations
@@ -27,12 +30,47 @@ def _warn(message: str) -> None:
     )
 
 
+def _jobs() -> int:
+    return max(1, min(len(_NATIVE), os.cpu_count() or 1))
+
+
+def _cythonize(extensions: list[Extension]) -> list[Extension]:
+    """The extensions with their .pyx translated to C; [] (and a warning) without Cython."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError as e:
+        _warn(f"Cython is not available ({e})")
+        return []
+    try:
+        return cythonize(
+            extensions,
+            compiler_directives={"language_level": "3"},
+            quiet=True,
+            nthreads=_jobs() if _jobs() > 1 else 0,
+        )
+    except Exception as e:  # a .pyx that does not translate: no extension
+        _warn(f"cythonize native/*.pyx failed: {e}")
+        return []
+
+
 class OptionalBuildExt(build_ext):
-    """build_ext that turns a failed compilation into a warning."""
+    """build_ext that cythonizes first, compiles the extensions in parallel
+    (``--parallel`` overrides) and turns any failure into a warning."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel and _jobs() > 1:
+            self.parallel = _jobs()
 
     def run(self) -> None:
         try:
-            super().run()
+            # translate in place: the Extension objects carry what finalize_options set
+            translated = {e.name: e for e in _cythonize(self.extensions)} if self.extensions else {}
+            self.extensions = [e for e in self.extensions if e.name in translated]
+            for ext in self.extensions:
+                ext.sources = translated[ext.name].sources
+            if self.extensions:
+                super().run()
         except Exception as e:  # any failure means: no extension
             _warn(f"building the native extension failed: {e}")
 
@@ -47,13 +85,8 @@ def _extensions() -> list[Extension]:
     if os.environ.get("APPLIER_NO_NATIVE", "").strip() not in ("", "0"):
         _warn("APPLIER_NO_NATIVE is set")
         return []
-    try:
-        from Cython.Build import cythonize
-    except ImportError as e:
-        _warn(f"Cython is not available ({e})")
-        return []
     extra = [] if os.name == "nt" else ["-O2"]
-    exts = [
+    return [
         Extension(
             f"applier.native.{name}",
             sources=[os.path.join("native", f"{name}.pyx")],
@@ -62,15 +95,6 @@ def _extensions() -> list[Extension]:
         )
         for name in _NATIVE
     ]
-    try:
-        return cythonize(
-            exts,
-            compiler_directives={"language_level": "3"},
-            quiet=True,
-        )
-    except Exception as e:  # a .pyx that does not translate: no extension
-        _warn(f"cythonize native/*.pyx failed: {e}")
-        return []
 
 
 setup(

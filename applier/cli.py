@@ -77,6 +77,42 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
 
 @main.command()
 @config_option
+@click.option("--start-position", metavar="FILE:POS", help="Where to start when the target has no checkpoint.")
+@click.option("--start-gtid", metavar="GTID", help="Start after this GTID position when there is no checkpoint.")
+@click.option("--until-position", metavar="FILE:POS", help="Stop after the transaction that reaches it.")
+@click.option("--until-gtid", metavar="GTID", help="Stop once these GTIDs are applied.")
+@click.option("--until-time", metavar="'YYYY-MM-DD HH:MM:SS'",
+              help="Stop before the first transaction committed after this moment (local time).")
+@click.option("--workers", type=int, help="Override [apply] workers.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def replay(config_path, start_position, start_gtid, until_position, until_gtid, until_time, workers,
+           no_progress, files) -> None:
+    """Apply binlog FILES (in order) to the target, in parallel, exactly once: point-in-time
+    recovery without a source server. [source] is not used."""
+    from pathlib import Path
+
+    from .binlog.position import BinlogPosition
+    from .ops.replay import replay as run_replay
+    from .pipeline.until import Until
+
+    try:
+        cfg = _load(config_path, workers=workers)
+        if start_position:
+            start = BinlogPosition.parse(start_position)
+            cfg = cfg.with_overrides("source", start_file=start.file, start_pos=start.pos)
+        elif start_gtid:
+            cfg = cfg.with_overrides("source", start_gtid=start_gtid, start_file="")
+        until = Until.parse(until_position, until_gtid, until_time)
+        metrics = run_replay(cfg, [Path(f) for f in files], until,
+                             progress=False if no_progress else None)
+    except ApplierError as e:
+        _fail(e)
+    click.echo(json.dumps(metrics.summary()))
+
+
+@main.command()
+@config_option
 @click.option("--force", is_flag=True, help="Replace a checkpoint the applier already has.")
 def takeover(config_path, force) -> None:
     """Take over from the target's native replica: stop its IO and SQL threads and start
@@ -180,6 +216,20 @@ def _name_list(_ctx, _param, value):
     return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+BENCH_MODULES = ("matplotlib", "tqdm")  # the [bench] extra
+
+
+def _missing_bench_modules() -> tuple[str, ...]:
+    import importlib.util
+
+    return tuple(m for m in BENCH_MODULES if importlib.util.find_spec(m) is None)
+
+
+def _bench_extra_message(missing: tuple[str, ...]) -> str:
+    return (f"applier bench needs {' and '.join(missing)}, not installed: "
+            "pip install 'mts-applier[bench]'")
+
+
 @main.command()
 @click.option("--workload", default="uniform", show_default=True,
               type=click.Choice(["uniform", "hot", "single", "big", "oltp_write_only", "oltp_insert"]))
@@ -196,19 +246,24 @@ def _name_list(_ctx, _param, value):
               help="innodb_flush_log_at_trx_commit=1 on the timed targets (redo flushed at every "
                    "commit, as on a production replica); --no-durable: 2.")
 @click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
+@click.option("--commit-order", is_flag=True,
+              help="The applier contenders run with preserve_commit_order = true.")
 @click.option("--quick", is_flag=True, help="A small smoke run (about a minute).")
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
-          out, quick, keep, no_progress) -> None:
+          out, commit_order, quick, keep, no_progress) -> None:
     """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG."""
     from pathlib import Path
 
+    missing = _missing_bench_modules()
+    if missing:
+        _fail(ApplierError(_bench_extra_message(missing)))
     from .harness.bench import BenchOptions, run_bench
 
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
-          "durable": durable, "out": Path(out), "keep": keep}
+          "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order}
     for p in policies or ():
         if p not in config_mod.POLICIES:
             raise click.BadParameter(f"{p!r}: one of {', '.join(config_mod.POLICIES)}", param_hint="--policies")
@@ -220,6 +275,10 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
         report = run_bench(opts, say=click.echo, progress=not no_progress)
     except ApplierError as e:
         _fail(e)
+    except ModuleNotFoundError as e:  # an extra's module imported late (checked above)
+        if (e.name or "").partition(".")[0] not in BENCH_MODULES:
+            raise
+        _fail(ApplierError(_bench_extra_message((e.name or "",))))
     click.echo("")
     click.echo(report.table())
     click.echo(f"\nwrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")

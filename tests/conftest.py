@@ -27,7 +27,7 @@ from tests.appliers import Applier
 
 _HERE = Path(__file__).parent
 # Directories whose tests need real servers; they get the ``integration`` marker.
-_SERVER_DIRS = (_HERE / "integration", _HERE / "scenarios")
+_SERVER_DIRS = (_HERE / "integration", _HERE / "scenarios", _HERE / "faults")
 
 
 def _in_ci() -> bool:
