@@ -25,15 +25,13 @@ code  class                               meaning                               
                                           (binlog off, format or row image not ROW/FULL,
                                           grants, compression/encryption, the position
                                           to resume from is purged)
-4     ConnectError                        a server is unreachable, or refuses the         yes
-                                          credentials (after the in-process reconnect
-                                          attempts, ``reconnect_attempts``)
-5     TargetError, SchemaError,           the target refused a statement: a missing or    fix first
-      TargetLost                          duplicate row (divergence), a table missing or
-                                          different, deadlock retries used up; or the
-                                          target stayed unreachable through
-                                          ``[target] reconnect_attempts`` (TargetLost:
-                                          raise those for long target maintenance)
+4     ConnectError, TargetLost            a server is unreachable, or refuses the         yes
+                                          credentials; the target connection stayed
+                                          lost through ``[target] reconnect_attempts``
+                                          (a restart resumes from the checkpoint)
+5     TargetError, SchemaError            the target refused a statement: a missing or    fix first
+                                          duplicate row (divergence), a table missing or
+                                          different, deadlock retries used up
 6     DecodeError                         a binlog event could not be decoded             fix first
 7     WorkerDied                          a worker process exited unexpectedly (e.g.      yes
                                           killed by the OOM killer)
@@ -92,7 +90,10 @@ class TargetError(ApplierError):
 class TargetLost(TargetError):
     """The connection to the target broke (restart, network, killed): nothing of the open
     transaction committed, or it committed with its checkpoint; ``applier run`` resumes
-    from the checkpoint, after reconnecting when it can."""
+    from the checkpoint, after reconnecting when it can. Exit 4, like an unreachable
+    server: a restart is safe."""
+
+    exit_code = 4
 
 
 class SchemaError(TargetError):

@@ -283,20 +283,17 @@ def _sysbench(test: str, server: sandbox.LocalMariadb, opts: BenchOptions, *args
             "sysbench is not installed (apt-get install -y sysbench); "
             f"use a built-in workload: {', '.join(BUILTIN)}"
         )
-    cmd = [
-        exe,
-        test,
-        "--db-driver=mysql",
-        "--mysql-host=127.0.0.1",
-        f"--mysql-port={server.port}",
-        f"--mysql-user={server.user}",
-        f"--mysql-password={server.password}",
-        f"--mysql-db={SYSBENCH_DB}",
-        f"--tables={opts.tables}",
-        f"--table-size={opts.rows}",
-        *args,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    # the connection options (the password among them) in a 0600 file, not on the
+    # command line where `ps` shows them
+    fd, conf = tempfile.mkstemp(prefix="mts-sysbench-", suffix=".conf")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"db-driver=mysql\nmysql-host=127.0.0.1\nmysql-port={server.port}\n"
+                f"mysql-user={server.user}\nmysql-password={server.password}\nmysql-db={SYSBENCH_DB}\n")
+    cmd = [exe, test, f"--config-file={conf}", f"--tables={opts.tables}", f"--table-size={opts.rows}", *args]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    finally:
+        os.unlink(conf)
     if out.returncode != 0:
         raise ApplierError(
             f"sysbench {test} {args[-1]} failed:\n{(out.stdout + out.stderr)[-2000:]}"

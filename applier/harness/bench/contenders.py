@@ -160,8 +160,9 @@ def run_native(
 def run_applier_process(cfg: config.Config, workdir: Path, timeout: float) -> dict[str, Any]:
     """``applier run --stop-at-end`` as a child; its summary, wall time, CPU and peak RSS."""
     path = workdir / "applier.toml"
-    path.write_text(config_toml(cfg))
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # readable by us only, from the start
+    with os.fdopen(fd, "w") as f:
+        f.write(config_toml(cfg))
     cpu0 = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(
