@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -12,9 +13,23 @@ from . import config as config_mod
 from .errors import ApplierError, Divergence
 
 
-def _setup_logging(verbose: int) -> None:
+class _JsonLines(logging.Formatter):
+    """One JSON object per log line (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+                "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def _setup_logging(verbose: int, fmt: str = "text") -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonLines() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _load(path: str | None, **apply_overrides) -> config_mod.Config:
@@ -28,9 +43,26 @@ def _fail(e: ApplierError) -> None:
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines as text or as one JSON object each.")
+def main(verbose: int, log_format: str) -> None:
     """mts-applier: a multi-threaded replica applier for MySQL and MariaDB."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
+
+
+@contextlib.contextmanager
+def _exporter(cfg: config_mod.Config, coord):
+    """Prometheus metrics while ``coord`` runs, when ``[metrics] listen`` is set."""
+    if not cfg.metrics.listen:
+        yield
+        return
+    from .ops.exporter import serve
+
+    server = serve(cfg.metrics.listen, coord, cfg.source if cfg.source.mode == "dump" else None)
+    try:
+        yield
+    finally:
+        server.shutdown()
 
 
 config_option = click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
@@ -69,7 +101,8 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
         until = Until.parse(until_position, until_gtid, until_time)
         coord = Coordinator(cfg, until)
         install_signal_handlers(coord)
-        metrics = coord.run()
+        with _exporter(cfg, coord):
+            metrics = coord.run()
     except ApplierError as e:
         _fail(e)
     click.echo(json.dumps(metrics.summary()))
@@ -105,7 +138,7 @@ def replay(config_path, start_position, start_gtid, until_position, until_gtid, 
             cfg = cfg.with_overrides("source", start_gtid=start_gtid, start_file="")
         until = Until.parse(until_position, until_gtid, until_time)
         metrics = run_replay(cfg, [Path(f) for f in files], until,
-                             progress=False if no_progress else None)
+                             progress=False if no_progress else None, exporter=_exporter)
     except ApplierError as e:
         _fail(e)
     click.echo(json.dumps(metrics.summary()))

@@ -138,6 +138,13 @@ class TargetConfig(ServerConfig):
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics of `applier run` / `replay` (``ops/exporter.py``)."""
+
+    listen: str = ""  # "127.0.0.1:9104" to serve /metrics there; "" (the default): off
+
+
+@dataclass(frozen=True)
 class ApplyConfig:
     """Parallelism and batching knobs."""
 
@@ -161,6 +168,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     apply: ApplyConfig = field(default_factory=ApplyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def with_overrides(self, section: str, **values: Any) -> Config:
         """A copy with some keys of one section replaced (used by CLI flags: they win
@@ -409,6 +417,10 @@ def _validate(section: str, obj: Any, origins: Mapping[str, str]) -> None:
         if both:
             raise bad("databases", f"{', '.join(map(repr, both))} also in ignore_databases: a database "
                       "is either replicated or ignored")
+    if isinstance(obj, MetricsConfig) and obj.listen:
+        host, sep, port = obj.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise bad("listen", 'must be "host:port", e.g. "127.0.0.1:9104" (or "" for no metrics)')
 
 
 def _validate_config(cfg: Config) -> None:
@@ -502,7 +514,8 @@ def _layer(lower: dict[str, Any], higher: dict[str, Any]) -> dict[str, Any]:
 
 # ---- entry points ------------------------------------------------------------------------------
 
-_SECTIONS = {"source": SourceConfig, "target": TargetConfig, "apply": ApplyConfig}
+_SECTIONS = {"source": SourceConfig, "target": TargetConfig, "apply": ApplyConfig,
+             "metrics": MetricsConfig}
 
 
 def from_dict(data: dict[str, Any], environ: Mapping[str, str] | None = None,

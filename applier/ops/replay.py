@@ -7,6 +7,7 @@ after a crash resumes from the checkpoint and skips what was committed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -22,9 +23,10 @@ REPORT_SECONDS = 0.5
 
 
 def replay(cfg: Config, files: list[Path], until: Until | None = None, *,
-           progress: bool | None = None) -> Metrics:
+           progress: bool | None = None, exporter=contextlib.nullcontext) -> Metrics:
     """Apply ``files`` (in order) to the target; ``progress``: a bar on stderr (default:
-    when stderr is a terminal)."""
+    when stderr is a terminal); ``exporter(cfg, coordinator)``: a context that serves its
+    metrics while it runs."""
     sequence = FileSequence(files)
     sequence.verify()  # a bad file is refused before anything is applied
     reading = FileReading(sequence)
@@ -36,7 +38,8 @@ def replay(cfg: Config, files: list[Path], until: Until | None = None, *,
     if reporter is not None:
         reporter.start()
     try:
-        return coord.run()
+        with exporter(cfg, coord):
+            return coord.run()
     finally:
         done.set()
         if reporter is not None:

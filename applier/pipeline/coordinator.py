@@ -259,6 +259,7 @@ class Coordinator:
             for wid in range(workers + 1):
                 checkpoint.CheckpointRow(schema, wid).insert_if_missing(conn, start, gtid)
             watermark = Watermark(start, gtid)
+            log.info("applying from %s with %d workers", start or f"GTID {gtid}", workers)
             pool = ProcessPool(workers, cfg.target, a)
             tables = TableCache(SchemaCache(conn))
             dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order)
@@ -273,6 +274,7 @@ class Coordinator:
             serial.record()  # the exact position, now that nothing is in flight
             self.metrics.position = f"{watermark.file}:{watermark.ordinal & 0xFFFFFFFF}"
             self.metrics.gtid = watermark.gtid
+            log.info("stopped at %s%s", self.metrics.position, f" (GTID {watermark.gtid})" if watermark.gtid else "")
             self.metrics.until_reached = until.reached if until is not None else None
             clean = True
         except MySQLdb.Error as e:
