@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..binlog import rowcodec as rc
 from .sink import StatementSink, lenient
-from .tables import Table, enum_zero, match_image, values_of
+from .tables import Table, enum_zero, match_image, partial_upsert, values_of
 
 NET_FLUSH_ROWS = 5000  # rows held for compaction before they are written anyway
 
@@ -88,8 +88,9 @@ class NetChanges:
             return
         name = f"{table.tmap.db}.{table.tmap.table}"
         keys = sorted(state)
-        deletes, inserts, upserts, held = [], [], [], []
-        writable_of, upsert = table.writable_of, table.upsert_tail
+        deletes, inserts, held = [], [], []
+        upserts: dict[tuple[int, ...], list] = {}  # changed columns -> final images
+        changes = _changes if table.upsert_tail else None
         for k in keys:
             kind, after, before = state[k]
             if kind == _INS:
@@ -100,8 +101,8 @@ class NetChanges:
                     inserts.append(after)
             elif kind == _DEL:
                 deletes.append(k)
-            elif upsert and _changes(writable_of, before, after):
-                upserts.append(after)
+            elif changes is not None and (changed := changes(table, before, after)):
+                upserts.setdefault(changed, []).append(after)
             else:
                 deletes.append(k)
                 inserts.append(after)
@@ -125,30 +126,42 @@ class NetChanges:
             for chunk in _chunks(conds):
                 cond = head + sep.join(chunk) + tail
                 sink.run(b"DELETE FROM " + table.name + b" WHERE " + cond, len(chunk), f"DELETE from {name}")
-        # an ENUM index 0 among the rows: the statements run in a lenient session
-        run = lenient if enum_zero(table, inserts) or enum_zero(table, upserts) else _run
         if inserts:
+            # an ENUM index 0 among the rows: the statements run in a lenient session
+            run = lenient if enum_zero(table, inserts) else _run
             for chunk in _chunks([values_of(table, row) for row in inserts]):
                 run(sink, table.insert_head + b",".join(chunk), len(chunk), f"INSERT into {name}")
-        if upserts:
-            # Rows the target holds (before image) that change: updated in place. With
-            # CLIENT_FOUND_ROWS each row counts 2 when it existed and changed, 1 when it was
-            # missing (inserted) or already held the new values: anything but 2 per row
-            # means the target diverged, so the check stays as strict as DELETE + INSERT.
-            for chunk in _chunks([values_of(table, row) for row in upserts]):
-                run(sink, table.insert_head + b",".join(chunk) + upsert, 2 * len(chunk), f"update of {name}")
+        for changed, rows in upserts.items():
+            # Rows the target holds (before image) that change: updated in place, writing
+            # the key and the changed columns only. With CLIENT_FOUND_ROWS each row counts
+            # 2 when it existed and changed, 1 when it already held the new values: anything
+            # but 2 per row means the target diverged, so the check stays as strict as
+            # DELETE + INSERT. A missing row would be inserted with the other columns'
+            # defaults (a strict session refuses that before it looks for the row: these
+            # run lenient) and count 1: the batch rolls back all the same.
+            head, tail, values = partial_upsert(table, changed)
+            for chunk in _chunks([b"(" + b",".join(values(row)) + b")" for row in rows]):
+                lenient(sink, head + b",".join(chunk) + tail, 2 * len(chunk), f"update of {name}")
 
 
 def _run(sink: StatementSink, sql: bytes, expect: int | None, what: str) -> None:
     sink.run(sql, expect, what)
 
 
-def _changes(writable_of, before: rc.Row | None, after: rc.Row) -> bool:
-    """The final image differs from the one the target holds, which is known whole."""
+def _changes(table: Table, before: rc.Row | None, after: rc.Row) -> tuple[int, ...]:
+    """The non-key columns in which the final image differs from the one the target
+    holds, which must be known whole (else: none, and the row is replaced)."""
     if before is None:
-        return False
-    held = writable_of(before)
-    return None not in held and writable_of(after) != held
+        return ()
+    key = table.key or ()
+    out = []
+    for i in table.writable:
+        b, a = before[i], after[i]
+        if b is None:
+            return ()
+        if a != b and i not in key:
+            out.append(i)
+    return tuple(out)
 
 
 # A batch's net changes can be far bigger than any source statement (batch_txns x rows x

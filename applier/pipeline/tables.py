@@ -37,6 +37,7 @@ class Table:
     writable_of: Callable[[rc.Row], tuple] | None = None  # image -> its writable literals, in order
     enums: tuple[int, ...] = ()  # ENUM columns (index 0, the error value, needs a lenient session)
     matchers: tuple[tuple[int, bytes, bytes], ...] = ()  # (column, head, tail): see match_image
+    partial_upserts: dict = field(default_factory=dict)  # changed columns -> see partial_upsert
 
 
 class TableCache:
@@ -78,6 +79,21 @@ def build_table(tmap: TableMap, schema: TableSchema) -> Table:
     return Table(tmap, schema, plan, qualified, head, writable, key_cols, compactable, names, upsert,
                  operator.itemgetter(*key_cols) if key_cols else None, _getter(writable), enums,
                  tuple(_matcher(i, names[i], plan.columns[i]) for i in writable))
+
+
+def partial_upsert(table: Table, changed: tuple[int, ...]) -> tuple[bytes, bytes, Callable[[rc.Row], tuple]]:
+    """(INSERT head, ON DUPLICATE KEY UPDATE tail, image -> its literals) for rows whose
+    ``changed`` non-key columns change: only the key and those columns are written
+    (less for the target to parse and to update than every column)."""
+    got = table.partial_upserts.get(changed)
+    if got is None:
+        assert table.key is not None
+        names = table.col_names
+        cols = (*table.key, *changed)
+        head = b"INSERT INTO " + table.name + b" (" + b",".join(names[i] for i in cols) + b") VALUES "
+        tail = b" ON DUPLICATE KEY UPDATE " + b",".join(names[i] + b"=VALUES(" + names[i] + b")" for i in changed)
+        got = table.partial_upserts[changed] = (head, tail, _getter(cols))
+    return got
 
 
 def _matcher(i: int, name: bytes, codec: rc.ColumnCodec) -> tuple[int, bytes, bytes]:

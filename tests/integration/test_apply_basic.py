@@ -63,10 +63,10 @@ def test_big_transactions_are_streamed_and_compacted(source, target, dbname):
 
 @pytest.mark.parametrize("damage", ["missing", "already-new", "differs"])
 def test_in_place_updates_stay_strict(source, target, dbname, damage):
-    """Updates of rows the target holds go as INSERT ... ON DUPLICATE KEY UPDATE: a row
-    the target lost, or one already holding the new values, is a divergence (affected
-    rows != 2 per row) and rolls back the whole batch; a row that only differs in a
-    column the update overwrites is updated, as the native replica would."""
+    """Updates of rows the target holds go as INSERT ... ON DUPLICATE KEY UPDATE of the
+    changed columns: a row the target lost, or one already holding the new values, is a
+    divergence (affected rows != 2 per row) and rolls back the whole batch; a row that
+    only differs in a column the update changes is updated, as the native replica would."""
     cfg = make_config(source, target, dbname, workers=1)
     src = source.connect()
     cur = src.cursor()
@@ -124,8 +124,8 @@ def test_verify_before_image_stops_on_drift(source, target, dbname, table, drift
     """[apply] verify_before_image: an UPDATE whose target row differs from the source's
     before image in any column (even only in letter case under a case-insensitive
     collation, or a FLOAT) stops the applier naming the table, nothing applied; rows
-    that match apply, FLOAT and strings included; without the option the row is
-    overwritten, as the native replica does."""
+    that match apply, FLOAT and strings included; without the option the update writes
+    the columns it changes and looks at nothing else."""
     unique = ", UNIQUE KEY (u)" if table == "in_order" else ""
     verified = make_config(source, target, dbname, workers=1, verify_before_image=True)
     src = source.connect()
