@@ -47,6 +47,7 @@ import logging
 import math
 import os
 import re
+import ssl
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("writeset", "table", "database", "serial")
 SOURCE_MODES = ("dump", "relay-log")
+# TLS to a server, as the MySQL client's --ssl-mode (db/connect.py maps them onto the drivers)
+SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
+SSL_FILE_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
 DEFAULT_IGNORED_DATABASES = ("mysql", "information_schema", "performance_schema", "sys")
 SYSTEM_SCHEMAS = DEFAULT_IGNORED_DATABASES
 
@@ -103,6 +107,12 @@ class ServerConfig:
     socket: str = ""
     password_env: str = field(default="", repr=False)  # name of an environment variable
     password_file: str = field(default="", repr=False)  # path of a file holding the password
+    # TLS over TCP (a unix socket never uses it): SSL_MODES, like the MySQL client's
+    # --ssl-mode; verify_ca/verify_identity need ssl_ca; a client certificate needs its key
+    ssl_mode: str = "preferred"
+    ssl_ca: str = ""  # PEM file: the CA certificate that signed the server's certificate
+    ssl_cert: str = ""  # PEM file: a client certificate (with ssl_key)
+    ssl_key: str = ""  # PEM file: the client certificate's private key (not encrypted)
 
     def describe(self) -> str:
         return f"{self.user}@{self.socket or f'{self.host}:{self.port}'}"
@@ -223,6 +233,7 @@ def _build(cls: type, data: dict[str, Any], section: str, origins: Mapping[str, 
         values[key] = _coerce(section, key, value, default, origins)
     if issubclass(cls, ServerConfig):
         _resolve_password(section, values, origins, environ)
+        _normalize_tls(values)
     obj = cls(**values)
     _validate(section, obj, origins)
     return obj
@@ -331,6 +342,75 @@ def _password_from_file(section: str, origins: Mapping[str, str], path_text: str
     return text
 
 
+def _normalize_tls(values: dict[str, Any]) -> None:
+    """``ssl_mode`` in lower case (``REQUIRED`` as the MySQL client writes it), ``~`` in
+    the TLS file paths expanded (the drivers do not)."""
+    if isinstance(values.get("ssl_mode"), str):
+        values["ssl_mode"] = values["ssl_mode"].strip().lower()
+    for key in SSL_FILE_KEYS:
+        if isinstance(values.get(key), str) and values[key].startswith("~"):
+            values[key] = str(Path(values[key]).expanduser())
+
+
+def _validate_tls(section: str, obj: ServerConfig, origins: Mapping[str, str]) -> None:
+    """The TLS keys of a server section: a known mode, files that exist, are readable and
+    hold what they should (PEM), a client certificate with its matching key, and a CA
+    for the modes that verify the server's certificate."""
+    def bad(key: str, why: str) -> ConfigError:
+        return _error(section, key, getattr(obj, key), origins, why)
+
+    if obj.ssl_mode not in SSL_MODES:
+        raise bad("ssl_mode", f"must be one of {', '.join(SSL_MODES)} (as the MySQL client's --ssl-mode)")
+    if obj.ssl_cert and not obj.ssl_key:
+        raise bad("ssl_key", "is empty but ssl_cert is set: a client certificate needs its private key")
+    if obj.ssl_key and not obj.ssl_cert:
+        raise bad("ssl_cert", "is empty but ssl_key is set: a private key needs its client certificate")
+    if obj.ssl_mode in ("verify_ca", "verify_identity") and not obj.ssl_ca:
+        raise bad("ssl_ca", f"is empty but ssl_mode = {obj.ssl_mode!r} verifies the server's "
+                  "certificate: set it to the CA certificate (PEM) that signed it")
+    if obj.ssl_ca and obj.ssl_mode in ("preferred", "required"):
+        raise bad("ssl_ca", f"is only used to verify the server's certificate, which ssl_mode = "
+                  f"{obj.ssl_mode!r} does not do: set ssl_mode = \"verify_identity\" (or "
+                  "\"verify_ca\": the CA only, not the host name), or remove ssl_ca")
+    texts = {}
+    for key in SSL_FILE_KEYS:
+        path = getattr(obj, key)
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise bad(key, "is not a regular file")
+                texts[key] = f.read(1 << 20)
+        except OSError as e:
+            raise bad(key, f"cannot read the file: {e.strerror or type(e).__name__}") from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if "ssl_ca" in texts:
+        if b"-----BEGIN CERTIFICATE-----" not in texts["ssl_ca"]:
+            raise bad("ssl_ca", "holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        try:
+            ctx.load_verify_locations(cafile=obj.ssl_ca)
+        except (ssl.SSLError, OSError) as e:
+            raise bad("ssl_ca", f"is not a usable CA certificate ({_tls_reason(e)})") from None
+    if "ssl_cert" in texts:
+        if b"-----BEGIN CERTIFICATE-----" not in texts["ssl_cert"]:
+            raise bad("ssl_cert", "holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        if b"PRIVATE KEY-----" not in texts["ssl_key"]:
+            raise bad("ssl_key", "holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+        if b"ENCRYPTED" in texts["ssl_key"]:
+            raise bad("ssl_key", "is encrypted: the applier cannot ask for its passphrase; "
+                      "store the key unencrypted, readable only by the applier's user")
+        try:
+            ctx.load_cert_chain(obj.ssl_cert, obj.ssl_key, password=lambda: b"")
+        except (ssl.SSLError, OSError) as e:
+            raise bad("ssl_key", f"cannot be used with ssl_cert ({_tls_reason(e)}): the key "
+                      "must be the unencrypted private key of that certificate") from None
+
+
+def _tls_reason(e: Exception) -> str:
+    return getattr(e, "reason", None) or getattr(e, "strerror", None) or type(e).__name__
+
+
 def _validate(section: str, obj: Any, origins: Mapping[str, str]) -> None:
     def bad(key: str, why: str) -> ConfigError:
         return _error(section, key, getattr(obj, key), origins, why)
@@ -357,6 +437,7 @@ def _validate(section: str, obj: Any, origins: Mapping[str, str]) -> None:
             raise bad("reconnect_attempts", f"must be at most {MAX_RECONNECT_ATTEMPTS} (each "
                       "waits up to 30 s; beyond that let the service manager restart the applier)")
         at_least("reconnect_backoff_seconds", 0)
+        _validate_tls(section, obj, origins)
     if isinstance(obj, SourceConfig):
         if obj.flavor not in ("auto", "mariadb", "mysql"):
             raise bad("flavor", "must be auto, mariadb or mysql")

@@ -112,6 +112,9 @@ class LocalServer:
     options: dict[str, str] = field(default_factory=dict)
     user: str = "mts"
     password: str = field(default_factory=new_password, repr=False)
+    # more MySQLdb.connect arguments of connect()/query(), e.g. {"ssl": {"ca": path}} for a
+    # server started with require_secure_transport=ON
+    client_options: dict[str, Any] = field(default_factory=dict)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _conn: Any = field(default=None, init=False, repr=False)
     _provisioned: bool = field(default=False, init=False, repr=False)
@@ -321,7 +324,8 @@ class LocalServer:
         )
 
     def connect(self, db: str | None = None, **kw: Any) -> Any:
-        """A new MySQLdb connection over TCP as ``mts``: autocommit, utf8mb4."""
+        """A new MySQLdb connection over TCP as ``mts``: autocommit, utf8mb4 (and
+        ``client_options``; ``kw`` wins)."""
         args: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": self.port,
@@ -333,6 +337,7 @@ class LocalServer:
         }
         if db is not None:
             args["database"] = db
+        args.update(self.client_options)
         args.update(kw)
         try:
             return MySQLdb.connect(**args)

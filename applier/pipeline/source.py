@@ -30,6 +30,7 @@ from ..binlog import events as ev
 from ..binlog.position import BinlogPosition, MysqlGtidSet
 from ..config import SourceConfig
 from ..db import codes
+from ..db.connect import connect_pymysql
 from ..errors import BinlogPurgedError, ConnectError, SourceError
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,9 @@ class DumpSource(PacketReader):
 
     def _open(self, start: BinlogPosition | None, gtid: str) -> None:
         cfg = self.cfg
-        conn = pymysql.connect(
+        conn = connect_pymysql(  # with [source] ssl_mode: TLS failures are ConnectError
+            cfg,
+            "source",
             host=cfg.host,
             port=cfg.port,
             user=cfg.user,
