@@ -264,7 +264,9 @@ class DumpSource(PacketReader):
         sock = self._sock
         if sock is None:
             raise SourceDisconnected("the dump connection is closed")
-        if not select.select([sock], [], [], timeout)[0]:
+        # over TLS, decrypted bytes may wait in the SSL object while the socket is quiet
+        pending = sock.pending() if hasattr(sock, "pending") else 0
+        if not pending and not select.select([sock], [], [], timeout)[0]:
             if time.monotonic() - self._last_read > self._timeout:
                 raise SourceDisconnected(
                     f"source sent nothing (not even a heartbeat) for {self._timeout:g}s"
