@@ -134,7 +134,7 @@ def handback(cfg: Config, *, use_gtid: bool | None = None) -> Position:
         checkpoint.ensure_table(conn, t.checkpoint_schema)
         rec = checkpoint.load(conn, t.checkpoint_schema)
         if rec.handed_back:
-            raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r}: already {rec.handed_back}")
+            return _resume_handed_back(conn, t, rec, where)
         if not rec.exists or (rec.start is None and not rec.gtid):
             raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r} holds no position: "
                               "there is nothing to hand back")
@@ -162,6 +162,29 @@ def handback(cfg: Config, *, use_gtid: bool | None = None) -> Position:
                            f"{checkpoint.HANDED_BACK} at {_now()} ({position})")
         replica.start()
     return position
+
+
+def _resume_handed_back(conn, t, rec, where: str) -> Position:
+    """Handback ran to its end before, or was killed between marking the checkpoint handed
+    back and START SLAVE (the replica is already pointed at the position): start a
+    replica left stopped without an error, refuse when it runs or stopped on one."""
+    flavor, _ = flavor_and_version(conn)
+    replica = Replica(conn, flavor, where)
+    st = replica.status()
+    said = f"checkpoint schema {t.checkpoint_schema!r}: already {rec.handed_back}"
+    if st is None:
+        raise ConfigError(f"{said}, but {where} is no longer a replica: "
+                          "configure it with CHANGE MASTER/REPLICATION SOURCE")
+    if st.sql_running or st.io_running:
+        raise ConfigError(f"{said}; the native replica runs: nothing to do")
+    if st.sql_errno:
+        raise ConfigError(f"{said}; the native replica stopped on error {st.sql_errno} "
+                          f"({st.sql_error}): fix that, then START SLAVE/REPLICA")
+    log.info("%s; starting the native replica, which was left stopped", said)
+    replica.start()
+    if rec.start is not None and not st.auto_position:
+        return Position(rec.start.file, rec.start.pos, rec.gtid)
+    return Position("", 0, rec.gtid)
 
 
 def _source_clause(cfg: Config, mariadb: bool) -> tuple[str, tuple]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from applier.db.replica import Replica
 from applier.harness import sandbox
 from tests.appliers import Applier, applied
-from tests.integration.test_cli_errors import assert_clean_error, run_cli
+from tests.integration.test_cli_errors import APPLIER, REPO, assert_clean_error, run_cli
 from tests.support import assert_same, render_toml
 
 ROWS = 40
@@ -213,3 +214,75 @@ def test_handback_applies_exactly_the_transactions_in_gaps(pair, tmp_path, dbnam
     assert out.returncode == 0, out.stderr
     wait_for("the native replica after handback", lambda: caught_up(source, target))
     assert_same(source, target, dbname)
+
+
+def killed_midway(args: list[str], delay: float) -> int:
+    """``applier ARGS`` killed -9 after ``delay`` seconds (or its exit code when it ended
+    first; -9 when killed)."""
+    proc = subprocess.Popen([*APPLIER, *args], cwd=REPO, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return proc.wait(delay)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(WAIT)
+
+
+def test_kill_9_during_takeover_and_handback_then_rerun(pair, tmp_path, dbname):
+    """kill -9 at several moments of `takeover` and of `handback`, under load; rerunning
+    the command finishes the switch (a takeover that already wrote its position says so;
+    a handback that marked the checkpoint but did not start the replica starts it), and
+    the native replica ends equal to the source, every ledger row once."""
+    source, target = pair
+    seed(source, dbname)
+    wait_for("the native replica", lambda: caught_up(source, target))
+    load = Load(source, dbname, count=1500, pause=0.004)
+    path = config(tmp_path, source, target, dbname)
+    delays = (0.3, 0.6, 0.9, 1.2)
+    try:
+        wait_for("some load", lambda: load.done > 100)
+        for delay in delays:
+            killed_midway(["takeover", "--config", str(path)], delay)
+        out = run_cli("takeover", "--config", str(path))
+        assert out.returncode == 0 or "already holds a position" in out.stderr, out.stderr
+        app = Applier(path, log_dir=tmp_path, name="run")
+        wait_for("applied transactions", lambda: applied(target, "mts_applier") > 200)
+        app.signal(signal.SIGKILL, group=True)
+        app.wait()
+        app.assert_gone()
+        for delay in delays:
+            killed_midway(["handback", "--config", str(path)], delay)
+        out = run_cli("handback", "--config", str(path), timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+        assert "the native replica runs" in out.stdout
+        st = Replica(target.connect(), "mariadb", "target").status()
+        assert st.sql_running and st.io_running
+    finally:
+        load.join()
+    wait_for("the native replica after handback", lambda: caught_up(source, target))
+    assert_same(source, target, dbname)
+    assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 1500
+
+
+def test_handback_rerun_starts_a_replica_left_stopped(pair, tmp_path, dbname):
+    """The state a kill -9 between marking the checkpoint handed back and START SLAVE
+    leaves: rerunning handback starts the native replica (and says where it is); with
+    the replica running it refuses, changing nothing."""
+    source, target = pair
+    seed(source, dbname)
+    wait_for("the native replica", lambda: caught_up(source, target))
+    path = config(tmp_path, source, target, dbname)
+    assert run_cli("takeover", "--config", str(path)).returncode == 0
+    source.execute(f"UPDATE {dbname}.counters SET n = n + 1")
+    assert run_cli("run", "--config", str(path), "--stop-at-end").returncode == 0
+    out = run_cli("handback", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    target.execute("STOP SLAVE")
+    source.execute(f"UPDATE {dbname}.counters SET n = n + 1")
+    out = run_cli("handback", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "the native replica runs" in out.stdout
+    wait_for("the native replica", lambda: caught_up(source, target))
+    assert_same(source, target, dbname)
+    out = run_cli("handback", "--config", str(path))
+    assert_clean_error(out, 2, "already handed back", "runs")
