@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import time
 from collections import deque
@@ -53,6 +54,10 @@ class ProcessPool:
     """``size`` worker processes (``spawn``), each with its checkpoint row ``1..size``."""
 
     def __init__(self, size: int, target: TargetConfig, apply: ApplyConfig) -> None:
+        # multiprocessing's resource tracker (a process of its own, started with the first
+        # queue) cleans up the semaphores of a worker killed with -9 and warns about them
+        # on stderr after the applier has exited, below its one-line error: quiet it
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:multiprocessing.resource_tracker")
         ctx = mp.get_context("spawn")
         self.size = size
         self._outbox = ctx.Queue()
@@ -64,7 +69,7 @@ class ProcessPool:
         for wid in range(1, size + 1):
             inbox = ctx.Queue(maxsize=apply.queue_size)
             spec = WorkerSpec(wid, target, apply.batch_txns, apply.retries, apply.retry_backoff_seconds,
-                              apply.verify_before_image)
+                              apply.verify_before_image, apply.rewrite_databases)
             proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox, self.turn),
                                name=f"applier-worker-{wid}", daemon=True)
             proc.start()
