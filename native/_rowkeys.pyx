@@ -147,7 +147,8 @@ cdef uint64_t[7] POW10
 POW10[:] = [1, 10, 100, 1000, 10000, 100000, 1000000]
 cdef int64_t TIME_HIRES_ZERO = 3020400  # (TIME_MAX_VALUE_SECONDS + 1)
 
-cdef frozenset _LENGTH_PREFIXED = frozenset({_rc.K_VARSTR, _rc.K_BLOB, _rc.K_JSON_MYSQL})
+cdef frozenset _LENGTH_PREFIXED = frozenset({_rc.K_VARSTR, _rc.K_BLOB, _rc.K_JSON_MYSQL, _rc.K_JSON_TEXT,
+                                              _rc.K_TEXT_JSON})
 
 
 # -- compiled plans -----------------------------------------------------------------------

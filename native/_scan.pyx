@@ -11,6 +11,11 @@ coordinator one record per transaction, with the TableMaps and rows events re-fr
 one ``payload`` bytes object that crosses to a worker process without pickling per item
 (``unpack_payload`` turns it back into what ``transactions.Transaction`` carries).
 
+MySQL's tagged GTIDs (GTID_TAGGED_LOG_EVENT) start a transaction like plain ones. A
+compressed transaction (GTID, then one TRANSACTION_PAYLOAD_EVENT holding the rest) is
+read from the events inside, which ``expand`` (the intake's zstd) uncompresses: the
+pushed events then point into that bytes object instead of the buffer.
+
 Anything else stops the scan *at the start of the transaction it belongs to* (or at the
 event, between transactions) and the coordinator reads from there with the Python path,
 which is the reference for every case: DDL and other QUERY events, Rotate, heartbeats,
@@ -54,6 +59,8 @@ cdef enum:
     DELETE_ROWS_V2 = 32
     MYSQL_GTID = 33
     MYSQL_ANONYMOUS_GTID = 34
+    MYSQL_TRANSACTION_PAYLOAD = 40
+    MYSQL_GTID_TAGGED = 42
     MARIADB_ANNOTATE_ROWS = 160
     MARIADB_GTID = 162
     MARIADB_FL_STANDALONE = 1
@@ -105,7 +112,8 @@ cdef class TableRoute:
 
 cdef struct Ev:
     int type
-    Py_ssize_t off   # body offset in the buffer
+    const unsigned char* base  # the buffer (or a compressed transaction's uncompressed events)
+    Py_ssize_t off   # body offset in ``base``
     Py_ssize_t size  # body length (checksum removed)
 
 
@@ -175,6 +183,7 @@ cdef class Scanner:
     ``forget_tables()`` after DDL (routes depend on the target's schema)."""
 
     cdef object resolve
+    cdef object expand      # compressed transaction body -> its events uncompressed, or None
     cdef dict maps          # table id -> (TableMap body, TableRoute or None)
     cdef bint checksum
     cdef Py_ssize_t max_rows
@@ -189,10 +198,14 @@ cdef class Scanner:
         self.evs = NULL
         self.keybuf = NULL
 
-    def __init__(self, resolve, *, bint checksum, Py_ssize_t max_rows, Py_ssize_t max_bytes=4 << 20):
+    def __init__(self, resolve, *, bint checksum, Py_ssize_t max_rows, Py_ssize_t max_bytes=4 << 20,
+                 expand=None):
         """``resolve(tablemap_body)`` -> TableRoute, or None: transactions using that
-        table take the Python path."""
+        table take the Python path. ``expand(payload_body)`` -> the events of a MySQL
+        compressed transaction, uncompressed (bytes), or None to leave it to Python;
+        without it compressed transactions take the Python path."""
         self.resolve = resolve
+        self.expand = expand
         self.maps = {}
         self.checksum = checksum
         self.max_rows = max_rows
@@ -227,7 +240,8 @@ cdef class Scanner:
         self.maps[table_id] = (known, route)
         return route
 
-    cdef int _push(self, int etype, Py_ssize_t off, Py_ssize_t size, Py_ssize_t n) except -1:
+    cdef int _push(self, int etype, const unsigned char* base, Py_ssize_t off, Py_ssize_t size,
+                   Py_ssize_t n) except -1:
         cdef Ev* grown
         if n == self.evcap:
             grown = <Ev*>PyMem_Realloc(self.evs, 2 * self.evcap * sizeof(Ev))
@@ -236,6 +250,7 @@ cdef class Scanner:
             self.evs = grown
             self.evcap *= 2
         self.evs[n].type = etype
+        self.evs[n].base = base
         self.evs[n].off = off
         self.evs[n].size = size
         return 0
@@ -308,6 +323,66 @@ cdef class Scanner:
                         self._hash_image(route, <tuple>image, keys)
         return len(rows)
 
+    cdef Py_ssize_t _event(self, int etype, const unsigned char* base, Py_ssize_t bstart, Py_ssize_t size,
+                           dict txn_routes, set keys, Py_ssize_t nev, Py_ssize_t rows,
+                           bint have_records) except -2:
+        """A TableMap or rows event of the transaction being scanned (body at ``base +
+        bstart``): routed or hashed, and pushed as event ``nev``. Returns the rows so
+        far, or -1: the transaction goes to the Python path (a failing route or decode
+        raises when no transaction came before it in this scan)."""
+        cdef const unsigned char* body = base + bstart
+        cdef uint64_t table_id
+        cdef object route
+        cdef bytes rbody
+        if size < 8:
+            return -1
+        if etype == TABLE_MAP:
+            table_id = rd_le(body, 6)
+            try:
+                route = self._route(table_id, body, size)
+            except Exception:
+                if not have_records:
+                    raise
+                return -1  # the Python path meets it after these
+            if route is None:
+                return -1
+            txn_routes[table_id] = route
+        else:
+            route = txn_routes.get(rd_le(body, 6))
+            if route is None or not _full_images(body, size, etype):
+                return -1
+            rbody = PyBytes_FromStringAndSize(<const char*>body, size)
+            try:
+                rows += self._rows_keys(<TableRoute>route, etype, rbody, keys)
+            except Exception:
+                if not have_records:
+                    raise
+                return -1
+            if rows > self.max_rows:
+                self.big = True
+                return -1  # a big transaction: streamed by Python
+        self._push(etype, base, bstart, size, nev)
+        return rows
+
+    cdef bytes _payload(self, Py_ssize_t nev):
+        """The pushed events as one payload (``unpack_payload``'s format)."""
+        cdef Py_ssize_t total = 0, i
+        cdef bytes payload
+        cdef unsigned char* out
+        for i in range(nev):
+            total += 5 + self.evs[i].size
+        payload = PyBytes_FromStringAndSize(NULL, total)
+        out = <unsigned char*>PyBytes_AS_STRING(payload)
+        for i in range(nev):
+            out[0] = <unsigned char>self.evs[i].type
+            out[1] = self.evs[i].size & 0xFF
+            out[2] = (self.evs[i].size >> 8) & 0xFF
+            out[3] = (self.evs[i].size >> 16) & 0xFF
+            out[4] = (self.evs[i].size >> 24) & 0xFF
+            memcpy(out + 5, self.evs[i].base + self.evs[i].off, self.evs[i].size)
+            out += 5 + self.evs[i].size
+        return payload
+
     def scan(self, bytearray buf, Py_ssize_t off):
         """Scan ``buf`` from ``off`` (a packet boundary outside any transaction).
 
@@ -328,9 +403,10 @@ cdef class Scanner:
         cdef set keys = None
         cdef str gtid = ""
         cdef uint64_t timestamp = 0
-        cdef unsigned char* out
-        cdef bytes payload, rbody
-        cdef object route
+        cdef int verdict
+        cdef object raw
+        cdef const unsigned char* rp
+        cdef Py_ssize_t q, rend, isize
         cdef dict txn_routes = None
         self.big = False
         while True:
@@ -362,6 +438,10 @@ cdef class Scanner:
                     if size < 25:
                         return pos, records, True
                     gtid = _mysql_gtid(body)
+                elif etype == MYSQL_GTID_TAGGED:
+                    gtid = _tagged_gtid(body, size)
+                    if gtid is None:
+                        return pos, records, True  # the Python path names what is wrong
                 elif etype == MYSQL_ANONYMOUS_GTID:
                     gtid = ""
                 else:
@@ -378,56 +458,53 @@ cdef class Scanner:
                 rows = 0
                 keys = set()
                 txn_routes = {}
-            elif etype == TABLE_MAP:
-                if size < 8:
+            elif etype == TABLE_MAP or WRITE_ROWS_V1 <= etype <= DELETE_ROWS_V1 \
+                    or WRITE_ROWS_V2 <= etype <= DELETE_ROWS_V2:
+                verdict = self._event(etype, p, bstart, size, txn_routes, keys, nev, rows, bool(records))
+                if verdict < 0:
                     return txn_start, records, True
-                table_id = rd_le(body, 6)
-                try:
-                    route = self._route(table_id, body, size)
-                except Exception:
-                    if not records:
-                        raise
-                    return txn_start, records, True  # the Python path meets it after these
-                if route is None:
-                    return txn_start, records, True
-                txn_routes[table_id] = route
-                self._push(etype, bstart, size, nev)
                 nev += 1
-            elif WRITE_ROWS_V1 <= etype <= DELETE_ROWS_V1 or WRITE_ROWS_V2 <= etype <= DELETE_ROWS_V2:
-                if size < 8:
-                    return txn_start, records, True
-                route = txn_routes.get(rd_le(body, 6))
-                if route is None or not _full_images(body, size, etype):
-                    return txn_start, records, True
-                rbody = PyBytes_FromStringAndSize(<const char*>body, size)
-                try:
-                    rows += self._rows_keys(<TableRoute>route, etype, rbody, keys)
-                except Exception:
-                    if not records:
-                        raise
-                    return txn_start, records, True
-                if rows > self.max_rows:
-                    self.big = True
-                    return txn_start, records, True  # a big transaction: streamed by Python
-                self._push(etype, bstart, size, nev)
-                nev += 1
+                rows = verdict
             elif etype == XID:
-                total = 0
-                for i in range(nev):
-                    total += 5 + self.evs[i].size
-                payload = PyBytes_FromStringAndSize(NULL, total)
-                out = <unsigned char*>PyBytes_AS_STRING(payload)
-                for i in range(nev):
-                    out[0] = <unsigned char>self.evs[i].type
-                    out[1] = self.evs[i].size & 0xFF
-                    out[2] = (self.evs[i].size >> 8) & 0xFF
-                    out[3] = (self.evs[i].size >> 16) & 0xFF
-                    out[4] = (self.evs[i].size >> 24) & 0xFF
-                    memcpy(out + 5, p + self.evs[i].off, self.evs[i].size)
-                    out += 5 + self.evs[i].size
-                records.append((gtid, timestamp, log_pos, payload, keys, rows))
+                records.append((gtid, timestamp, log_pos, self._payload(nev), keys, rows))
                 in_txn = False
                 txn_start = nxt
+            elif etype == MYSQL_TRANSACTION_PAYLOAD:
+                # a compressed transaction: the rest of it is in here (BEGIN, TableMaps,
+                # rows events, XID, no checksums); ``expand`` uncompresses it (None: too
+                # big, or not readable: the Python path reads it, or names the error)
+                if nev or self.expand is None:
+                    return txn_start, records, True
+                raw = self.expand(PyBytes_FromStringAndSize(<const char*>body, size))
+                if raw is None:
+                    return txn_start, records, True
+                rp = <const unsigned char*>PyBytes_AS_STRING(raw)
+                rend = PyBytes_GET_SIZE(raw)
+                q = 0
+                while in_txn:
+                    if rend - q < HEADER_LEN:
+                        return txn_start, records, True
+                    etype = rp[q + 4]
+                    isize = <Py_ssize_t>rd_le(rp + q + 9, 4)
+                    if isize < HEADER_LEN or isize > rend - q:
+                        return txn_start, records, True
+                    if etype == TABLE_MAP or WRITE_ROWS_V1 <= etype <= DELETE_ROWS_V1 \
+                            or WRITE_ROWS_V2 <= etype <= DELETE_ROWS_V2:
+                        verdict = self._event(etype, rp, q + HEADER_LEN, isize - HEADER_LEN, txn_routes,
+                                              keys, nev, rows, bool(records))
+                        if verdict < 0:
+                            return txn_start, records, True
+                        nev += 1
+                        rows = verdict
+                    elif etype == XID and q + isize == rend:
+                        records.append((gtid, timestamp, log_pos, self._payload(nev), keys, rows))
+                        in_txn = False
+                        txn_start = nxt
+                    elif etype != QUERY or nev or not _is_begin(rp + q + HEADER_LEN, isize - HEADER_LEN):
+                        return txn_start, records, True
+                    q += isize
+                    if in_txn and q >= rend:
+                        return txn_start, records, True  # no XID at the end
             elif etype == QUERY:
                 # MySQL's BEGIN after its GTID; any other statement goes the Python way
                 if nev or not _is_begin(body, size):
@@ -458,13 +535,94 @@ cdef int _complete(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end, Py_ss
         if length < 1 + HEADER_LEN or p[pos + 4] != 0:
             return 1  # error/EOF packet: let the main loop stop there
         etype = p[pos + 4 + 5]
-        if etype == XID:
-            return 1  # (the XID does not count towards max_bytes, as in the main loop)
+        if etype == XID or etype == MYSQL_TRANSACTION_PAYLOAD:
+            # (the XID does not count towards max_bytes, as in the main loop; a payload,
+            # a compressed transaction, is the rest of it: the main loop hands it to Python)
+            return 1
         if pos + 4 + length > limit:
             return -1
         if etype == QUERY and not _is_begin(p + pos + 4 + 1 + HEADER_LEN, length - 1 - HEADER_LEN - trailer):
             return 1
         pos += 4 + length
+
+
+cdef inline Py_ssize_t _varlen(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end,
+                               uint64_t* value) noexcept:
+    """transactions._varlen: MySQL's serialization integers; the position after, -1 if
+    it runs past ``end``."""
+    cdef int n = 1
+    cdef unsigned char first
+    if pos >= end:
+        return -1
+    first = b[pos]
+    while n < 9 and (first >> (n - 1)) & 1:
+        n += 1
+    if pos + n > end:
+        return -1
+    if n == 1:
+        value[0] = first >> 1
+    elif n == 9:
+        value[0] = rd_le(b + pos + 1, 8)
+    else:
+        value[0] = (first >> n) | (rd_le(b + pos + 1, n - 1) << (8 - n))
+    return pos + n
+
+
+cdef object _tagged_gtid(const unsigned char* body, Py_ssize_t size):
+    """transactions.tagged_gtid (``uuid:tag:n``), or None when the event is not as expected."""
+    cdef uint64_t v, field, msg_size, gno = 0
+    cdef Py_ssize_t pos = 0, end, i
+    cdef unsigned char uuid[16]
+    cdef bint have_uuid = False, have_gno = False
+    cdef bytes tag = b""
+    cdef str sid, text
+    pos = _varlen(body, pos, size, &v)
+    if pos < 0:
+        return None
+    pos = _varlen(body, pos, size, &msg_size)
+    if pos < 0:
+        return None
+    pos = _varlen(body, pos, size, &v)
+    if pos < 0:
+        return None
+    end = <Py_ssize_t>msg_size if <Py_ssize_t>msg_size < size else size
+    while pos < end:
+        pos = _varlen(body, pos, end, &field)
+        if pos < 0:
+            return None
+        if field == 1:
+            for i in range(16):
+                pos = _varlen(body, pos, end, &v)
+                if pos < 0 or v > 255:
+                    return None
+                uuid[i] = <unsigned char>v
+            have_uuid = True
+        elif field == 3:
+            pos = _varlen(body, pos, end, &v)
+            if pos < 0 or pos + <Py_ssize_t>v > end:
+                return None
+            tag = PyBytes_FromStringAndSize(<const char*>body + pos, <Py_ssize_t>v)
+            break
+        elif field == 0 or field == 2:
+            pos = _varlen(body, pos, end, &v)
+            if pos < 0:
+                return None
+            if field == 2:
+                if v & 1:
+                    return None  # a negative gno
+                gno = v >> 1
+                have_gno = True
+        else:
+            break
+    if not have_uuid or not have_gno or gno < 1:
+        return None
+    try:
+        text = tag.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return None
+    sid = PyBytes_FromStringAndSize(<const char*>uuid, 16).hex()
+    uuid_text = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
+    return f"{uuid_text}:{text}:{gno}" if text else f"{uuid_text}:{gno}"
 
 
 cdef str _mysql_gtid(const unsigned char* body):

@@ -102,6 +102,8 @@ def _fits(btype: int, meta: int, col: Column) -> str:
         return "" if target in ("json", "longtext", "longblob") else "another type"
     if btype == t.T_GEOMETRY:
         return "" if target in _GEOMETRY else "another type"
+    if btype == t.T_VECTOR:
+        return "" if target == "vector" else "another type"
     if btype == t.T_BIT:
         bits = (meta >> 8) * 8 + (meta & 0xFF)
         if target != "bit":
@@ -133,5 +135,6 @@ def describe(btype: int, meta: int) -> str:
         return f"BIT({(meta >> 8) * 8 + (meta & 0xFF)})"
     names = {t.T_FLOAT: "FLOAT", t.T_DOUBLE: "DOUBLE", t.T_YEAR: "YEAR", t.T_DATE: "DATE",
              t.T_NEWDATE: "DATE", t.T_TIME: "TIME", t.T_DATETIME: "DATETIME", t.T_TIMESTAMP: "TIMESTAMP",
-             t.T_JSON: "JSON", t.T_GEOMETRY: "GEOMETRY", t.T_ENUM: "ENUM", t.T_SET: "SET"}
+             t.T_JSON: "JSON", t.T_GEOMETRY: "GEOMETRY", t.T_ENUM: "ENUM", t.T_SET: "SET",
+             t.T_VECTOR: "VECTOR"}
     return names.get(btype, f"type {btype}")

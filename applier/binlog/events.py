@@ -37,6 +37,7 @@ MYSQL_PARTIAL_UPDATE_ROWS = 39
 MYSQL_TRANSACTION_PAYLOAD = 40
 MYSQL_HEARTBEAT_V2 = 41
 MYSQL_GTID_TAGGED = 42
+MYSQL_LARGE_TRANSACTION_HEADER = 43  # MySQL 9.x, LOG_EVENT_IGNORABLE_F: skipped
 MARIADB_ANNOTATE_ROWS = 160
 MARIADB_BINLOG_CHECKPOINT = 161
 MARIADB_GTID = 162
@@ -60,12 +61,13 @@ ROWS_EVENTS = {
 }
 UNSUPPORTED = {
     MYSQL_PARTIAL_UPDATE_ROWS: "binlog_row_value_options=PARTIAL_JSON (set it to '')",
-    MYSQL_TRANSACTION_PAYLOAD: "binlog_transaction_compression=ON (set it OFF)",
     MARIADB_QUERY_COMPRESSED: "log_bin_compress=ON (set it OFF)",
     MARIADB_WRITE_ROWS_COMPRESSED_V1: "log_bin_compress=ON (set it OFF)",
     MARIADB_UPDATE_ROWS_COMPRESSED_V1: "log_bin_compress=ON (set it OFF)",
     MARIADB_DELETE_ROWS_COMPRESSED_V1: "log_bin_compress=ON (set it OFF)",
-    MARIADB_START_ENCRYPTION: "encrypt_binlog=ON",
+    # (over a dump connection the events after it come decrypted: source.PacketReader)
+    MARIADB_START_ENCRYPTION: "encrypt_binlog=ON: the file's events are encrypted (read them through "
+                              "the source's dump connection, which decrypts them)",
 }
 
 # Events that only come with statement-based logging: context for the statement that

@@ -239,12 +239,17 @@ class MysqlGtidSet:
         return bool(self._sets)
 
     def encode(self) -> bytes:
-        """The binary form COM_BINLOG_DUMP_GTID expects (MySQL's Gtid_set::encode)."""
-        if any(tag for _, tag in self._sets):
-            raise ConfigError(f"GTID set {self} has tagged GTIDs, which this applier cannot send yet")
-        out = bytearray(len(self._sets).to_bytes(8, "little"))
+        """The binary form COM_BINLOG_DUMP_GTID expects (MySQL's Gtid_set::encode). With a
+        tagged GTID the whole set takes the tagged format (MySQL 8.3+): the count field
+        is ``1 << 56 | count << 8 | 1`` and every entry has its tag (a one-byte length
+        ``len << 1``, then the tag; 0 for none) after its uuid."""
+        tagged = any(tag for _, tag in self._sets)
+        count = len(self._sets)
+        out = bytearray(((1 << 56 | count << 8 | 1) if tagged else count).to_bytes(8, "little"))
         for uuid, tag in sorted(self._sets):
             out += bytes.fromhex(uuid.replace("-", ""))
+            if tagged:
+                out += bytes([len(tag) << 1]) + tag.encode()
             intervals = self._sets[(uuid, tag)]
             out += len(intervals).to_bytes(8, "little")
             for a, b in intervals:

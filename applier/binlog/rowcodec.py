@@ -19,6 +19,7 @@ so the per-row loop only dispatches on small integers.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from ..db import schema as dbs
 from ..db.sql import escape
 from ..errors import DecodeError
+from . import mysqljson
 from . import tablemap as s
 from .events import DELETE, UPDATE, packed_int
 
@@ -38,12 +40,21 @@ K_TIME2, K_DATETIME2, K_TIMESTAMP2, K_VARSTR, K_BLOB, K_BIT, K_ENUMSET, K_JSON_M
 # mysql56_temporal_format=OFF): logged as TIME/DATETIME/TIMESTAMP *without* metadata, so
 # the number of digits (and with it the value's size) comes from the target's schema
 K_TIME_HIRES, K_DATETIME_HIRES, K_TIMESTAMP_HIRES = range(17, 20)
+# MySQL JSON written to a column that is not JSON (a MariaDB target: LONGTEXT) as MySQL's
+# own text of the document (K_JSON_MYSQL: a SQL expression that rebuilds it exactly)
+K_JSON_TEXT = 20
+# MariaDB's JSON (LONGTEXT) written to a MySQL JSON column: CAST(_utf8mb4'..' AS JSON), so
+# that comparing a before image with the stored document compares JSON, not text
+# (MySQL stores it normalized: '{"a":1}' comes back as '{"a": 1}')
+K_TEXT_JSON = 21
 
 _INT_SIZES = {s.T_TINY: 1, s.T_SHORT: 2, s.T_INT24: 3, s.T_LONG: 4, s.T_LONGLONG: 8}
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _HIRES_TIME_BYTES = (3, 4, 4, 5, 5, 5, 6)  # MariaDB Type_handler_time::hires_bytes
 _HIRES_DATETIME_BYTES = (5, 6, 6, 7, 7, 7, 8)  # Type_handler_datetime::hires_bytes
 _TIME_HIRES_ZERO = 3020400  # (TIME_MAX_VALUE_SECONDS + 1): stored value of 00:00:00, per 10**fsp
+_TEXT_TYPES = frozenset({"longtext", "mediumtext", "text", "tinytext", "varchar", "char"})
+_TEXT_BTYPES = frozenset({s.T_BLOB, s.T_VARCHAR, s.T_VAR_STRING})
 _FLOAT = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
 
@@ -114,6 +125,9 @@ def column_codec(btype: int, meta: int, col: dbs.Column | None) -> ColumnCodec:
         return ColumnCodec(K_DATETIME2, 5 + (meta + 1) // 2, False, b"", meta, 0, 0)
     if btype == s.T_TIMESTAMP2:
         return ColumnCodec(K_TIMESTAMP2, 4 + (meta + 1) // 2, False, b"", meta, 0, 0)
+    if col is not None and col.data_type == "json" and btype in _TEXT_BTYPES:
+        size = meta if btype == s.T_BLOB else (1 if meta < 256 else 2)
+        return ColumnCodec(K_TEXT_JSON, size, False, b"_utf8mb4'", 0, 0, 0)
     if btype in (s.T_VARCHAR, s.T_VAR_STRING):
         return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0)
     if btype == s.T_STRING:
@@ -125,9 +139,11 @@ def column_codec(btype: int, meta: int, col: dbs.Column | None) -> ColumnCodec:
         return ColumnCodec(K_VARSTR, 1 if meta < 256 else 2, False, prefix, 0, 0, 0, True)
     if btype == s.T_BLOB_COMPRESSED:
         return ColumnCodec(K_BLOB, meta, False, prefix, 0, 0, 0, True)
-    if btype == s.T_GEOMETRY:
+    if btype in (s.T_GEOMETRY, s.T_VECTOR):
         return ColumnCodec(K_BLOB, meta, False, b"_binary'", 0, 0, 0)
     if btype == s.T_JSON:
+        if col is not None and col.data_type in _TEXT_TYPES:
+            return ColumnCodec(K_JSON_TEXT, meta, False, b"_utf8mb4'", 0, 0, 0)
         return ColumnCodec(K_JSON_MYSQL, meta, False, b"_utf8mb4'", 0, 0, 0)
     if btype == s.T_BIT:
         nbits = (meta >> 8) * 8 + (meta & 0xFF)
@@ -366,35 +382,22 @@ def decode_value(buf: bytes, pos: int, c: ColumnCodec) -> tuple[bytes, int]:
         return _time_hires(buf, pos, c), pos + c.size
     if k == K_TIMESTAMP_HIRES:
         return _timestamp_hires(buf, pos, c), pos + c.size
-    if k == K_JSON_MYSQL:
+    if k == K_TEXT_JSON:
+        n = c.size
+        start = pos + n
+        end = start + int.from_bytes(buf[pos:start], "little")
+        return b"CAST(" + c.prefix + escape(buf[start:end]) + b"' AS JSON)", end
+    if k in (K_JSON_MYSQL, K_JSON_TEXT):
         n = c.size
         length = int.from_bytes(buf[pos : pos + n], "little")
         start = pos + n
-        return _mysql_json(buf[start : start + length]), start + length
+        if start + length > len(buf):
+            return NULL, start + length  # the caller reports the truncated event
+        doc = mysqljson.parse(buf[start : start + length])
+        if k == K_JSON_TEXT:
+            return b"_utf8mb4'" + escape(mysqljson.to_text(doc)) + b"'", start + length
+        return mysqljson.to_sql(doc), start + length
     raise DecodeError(f"unknown value kind {k}")  # pragma: no cover
-
-
-def _mysql_json(data: bytes) -> bytes:
-    """MySQL's binary JSON -> a JSON literal (parsed by pymysqlreplication's decoder)."""
-    import json
-
-    from pymysqlreplication.json_binary import parse_json
-
-    if not data:
-        return b"CAST(_utf8mb4'null' AS JSON)"
-    value = _json_text_keys(parse_json(data[0], data[1:]))
-    text = json.dumps(value, ensure_ascii=False)
-    return b"CAST(_utf8mb4'" + escape(text.encode()) + b"' AS JSON)"
-
-
-def _json_text_keys(value: object) -> object:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    if isinstance(value, dict):
-        return {_json_text_keys(k): _json_text_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_text_keys(v) for v in value]
-    return value
 
 
 def _bitmap_bits(bitmap: bytes, ncols: int) -> list[bool]:
@@ -407,7 +410,7 @@ Row = tuple[bytes | None, ...]  # one literal per column; None = not in the imag
 def skip_value(buf: bytes, pos: int, c: ColumnCodec) -> int:
     """Position after one non-NULL value, without decoding it."""
     k = c.kind
-    if k in (K_VARSTR, K_BLOB, K_JSON_MYSQL):
+    if k in (K_VARSTR, K_BLOB, K_JSON_MYSQL, K_JSON_TEXT, K_TEXT_JSON):
         n = c.size
         return pos + n + int.from_bytes(buf[pos : pos + n], "little")
     return pos + c.size
@@ -449,6 +452,12 @@ def rows_start(body: bytes, version: int) -> int:
     return 8
 
 
+@functools.lru_cache(maxsize=64)
+def _full_bitmap(ncols: int) -> bytes:
+    """The column bitmap with every one of ``ncols`` columns present."""
+    return ((1 << ncols) - 1).to_bytes((ncols + 7) // 8, "little")
+
+
 def missing_columns(body: bytes, op: int, version: int) -> list[int]:
     """Columns absent from a rows event's image(s): none with binlog_row_image=FULL;
     NOBLOB leaves out unchanged BLOB/TEXT, MINIMAL all but the key (before) and the
@@ -456,6 +465,9 @@ def missing_columns(body: bytes, op: int, version: int) -> list[int]:
     pos = rows_start(body, version)
     ncols, pos = packed_int(body, pos)
     nb = (ncols + 7) // 8
+    full = _full_bitmap(ncols)
+    if body[pos : pos + nb] == full and (op != UPDATE or body[pos + nb : pos + 2 * nb] == full):
+        return []  # the common case, FULL images
     present = _bitmap_bits(body[pos : pos + nb], ncols)
     if op == UPDATE:
         after = _bitmap_bits(body[pos + nb : pos + 2 * nb], ncols)
@@ -485,6 +497,18 @@ def decode_rows(
     rows: list[tuple[Row | None, Row | None]] = []
     if pos < end and not any(present1) and not (op == UPDATE and any(present2)):
         raise DecodeError(f"rows event for {plan.db}.{plan.table} has row images without any column")
+    try:
+        _decode_images(plan, op, body, pos, end, present1, present2, wanted, rows)
+    except DecodeError as e:
+        if f"{plan.db}.{plan.table}" in str(e):
+            raise
+        raise DecodeError(f"rows event for {plan.db}.{plan.table}: {e}") from None
+    return rows
+
+
+def _decode_images(plan: RowPlan, op: int, body: bytes, pos: int, end: int, present1: list[bool],
+                   present2: list[bool], wanted: frozenset[int] | None,
+                   rows: list[tuple[Row | None, Row | None]]) -> None:
     while pos < end:
         start = pos
         image, pos = decode_image(plan, body, pos, present1, wanted)
@@ -503,4 +527,3 @@ def decode_rows(
                 "bytes past its end (a corrupted binlog, or TableMap metadata the target's table "
                 "does not match)"
             )
-    return rows

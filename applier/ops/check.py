@@ -19,16 +19,34 @@ A table without such a key is compared as a multiset: count and sum of row hashe
 the whole table; on a difference, rows are grouped by hash to name one whose number of
 copies differs. Its chunk is reported as ``"whole table"``.
 
-Row hash: ``MD5(CONCAT_WS('#', v1, v2, ..., nullbits))`` where each ``v`` is exact and
+Row hash: ``SHA2(CONCAT_WS('#', v1, v2, ..., nullbits), 256)`` (SHA2 because both flavors
+have it: MySQL 9.7 dropped MD5 and SHA1) where each ``v`` is exact and
 never contains ``#``: integers/DECIMAL as their text, FLOAT/DOUBLE as the shortest text
 of ``CAST(col AS DOUBLE)`` (exact), temporal types as text (``time_zone`` is UTC on both
 sessions), ``BIT`` as a number, short strings as ``HEX(col)`` (raw bytes, so no charset
-conversion is involved), BLOB/TEXT/JSON/geometry as ``MD5(col)`` of the raw bytes, and
+conversion is involved), BLOB/TEXT/JSON/geometry as ``SHA2(col, 256)`` of the raw bytes
+(MySQL's JSON: of its text form), and
 ``nullbits`` is ``ISNULL()`` of every nullable column, so NULL and ``''`` differ.
 
 Key values go back into SQL as exact literals: numbers as their text, doubles with an
 ``e0`` suffix, strings as ``_charset X'..' COLLATE collation`` (bytes and collation of the
 source), binary strings as ``_binary X'..'``.
+
+Across flavors (a MySQL source, a MariaDB target or the other way): column types are
+compared as both flavors spell them (YEAR is year(4) on MariaDB, JSON is a utf8mb4
+LONGTEXT there), and JSON columns, stored normalized on MySQL and as their text on
+MariaDB, leave the row hash (only their NULL bit stays) and are compared per chunk as
+parsed values once the chunk's hashes agree (numbers by value, objects as members).
+MySQL's generated invisible primary keys are compared like any column (the MySQL
+sessions set show_gipk_in_create_table_and_information_schema=ON).
+
+Filters (``check(..., apply=cfg.apply)``; ``pipeline/filters.py``): each source table is
+compared with the target table of its rewritten name (``[apply] rewrite_databases``; the
+queries are written once, with the source's name, and the target side runs them with the
+target's: ``_Side.renamed``); tables the filters leave out (``databases``,
+``ignore_databases``, ``do_tables``, ``ignore_tables``: by their target names, as the
+applier decides) are not compared, on either side. ``databases`` / ``ignore_databases``
+given to ``check`` select by the target name too.
 
 Read consistency: each side runs in one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``
 (REPEATABLE READ). Run the check once the applier has caught up with a quiet source.
@@ -37,6 +55,10 @@ Read consistency: each side runs in one ``START TRANSACTION WITH CONSISTENT SNAP
 from __future__ import annotations
 
 import codecs
+import contextlib
+import dataclasses
+import decimal
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,12 +66,13 @@ from typing import Any
 
 import MySQLdb
 
-from ..config import DEFAULT_IGNORED_DATABASES, ServerConfig, TargetConfig
+from ..config import DEFAULT_IGNORED_DATABASES, ApplyConfig, ServerConfig, TargetConfig
 from ..db import codes
 from ..db.connect import connect as open_connection
 from ..db.sql import qualified as _qname
 from ..db.sql import quote_name as _quote
 from ..errors import ApplierError, ConfigError, ConnectError
+from ..pipeline.filters import Filter, lower_case_table_names
 
 # The checkpoint schema lives on the target only: never compare it.
 DEFAULT_CHECK_IGNORED_DATABASES: tuple[str, ...] = (
@@ -145,12 +168,15 @@ def check(
     ignore_databases: Sequence[str] = DEFAULT_CHECK_IGNORED_DATABASES,
     chunk_rows: int = 1000,
     connect: Connect = open_connection,
+    apply: ApplyConfig | None = None,
 ) -> CheckReport:
     """Compare every base table of the selected databases between source and target.
 
     ``databases`` limits the check to those databases (empty: all but the ignored ones);
-    ``connect(server, role)`` opens a MySQLdb connection (default ``applier.connect``).
-    Raises ``ConnectError`` naming the server when one cannot be reached.
+    ``connect(server, role)`` opens a MySQLdb connection (default ``applier.connect``);
+    ``apply``: the replication filters to follow (the ``[apply]`` section: tables the
+    applier leaves out are not compared, rewritten databases are compared under their
+    target name). Raises ``ConnectError`` naming the server when one cannot be reached.
     """
     if chunk_rows < 1:
         raise ConfigError(f"chunk_rows = {chunk_rows!r}: must be at least 1")
@@ -158,7 +184,11 @@ def check(
     try:
         tgt = _Side.open("target", target, connect)
         try:
-            return _Checker(src, tgt, chunk_rows).run(tuple(databases), tuple(ignore_databases))
+            filters = None
+            if apply is not None:
+                schema = target.checkpoint_schema if isinstance(target, TargetConfig) else TargetConfig.checkpoint_schema
+                filters = Filter(apply, schema, fold_case=lower_case_table_names(tgt.conn))
+            return _Checker(src, tgt, chunk_rows).run(tuple(databases), tuple(ignore_databases), filters)
         finally:
             tgt.close()
     finally:
@@ -176,6 +206,8 @@ class _Side:
         self.server = server
         self.conn = conn
         self.context = ""  # the table being checked, for error messages
+        self.renamed: tuple[str, str] | None = None  # (source's qualified name, this side's): a rewrite
+        self.flavor = "mariadb"
 
     @classmethod
     def open(cls, role: str, server: ServerConfig, connect: Connect) -> _Side:
@@ -191,15 +223,21 @@ class _Side:
                 "SET SESSION time_zone = '+00:00'",
                 "SET SESSION sql_mode = ''",
                 "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-                "START TRANSACTION WITH CONSISTENT SNAPSHOT",
             ):
                 side.query(sql)
+            side.flavor = "mariadb" if "mariadb" in _s(side.query("SELECT VERSION()")[0][0]).lower() else "mysql"
+            if side.flavor == "mysql":  # generated invisible primary keys are columns too
+                with contextlib.suppress(ApplierError):  # (MySQL before 8.0.30: no such keys)
+                    side.query("SET SESSION show_gipk_in_create_table_and_information_schema = ON")
+            side.query("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         except BaseException:
             side.close()
             raise
         return side
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        if self.renamed is not None:  # (literals are hex, numbers or digits: never a `name`)
+            sql = sql.replace(*self.renamed)
         try:
             cur = self.conn.cursor()
             try:
@@ -235,6 +273,7 @@ class _Column:
     charset: str | None
     collation: str | None
     nullable: bool
+    by_value: bool = False  # JSON across flavors: compared as parsed values, not by hash
 
     @property
     def q(self) -> str:
@@ -261,10 +300,23 @@ class _Column:
     def signature(self) -> tuple[str, str, str | None]:
         return (self.name.lower(), _INT_WIDTH.sub(r"\1", self.column_type), self.charset)
 
+    @property
+    def cross_signature(self) -> tuple[str, str, str | None]:
+        """``signature`` where MySQL and MariaDB only spell a type differently: YEAR is
+        year(4) on MariaDB, and MariaDB's JSON is a LONGTEXT (utf8mb4)."""
+        name, ctype, charset = self.signature
+        if ctype == "year(4)":
+            ctype = "year"
+        if ctype == "json":
+            ctype, charset = "longtext", "utf8mb4"
+        return name, ctype, charset
+
     # SQL for this column ------------------------------------------------------------
 
     def hash_sql(self) -> str:
         """An exact text form for the row hash: never NULL unless the value is, no '#'."""
+        if self.by_value:
+            return "'J'"  # compared by ``_Checker._json_values`` (NULL-ness: by the null bits)
         kind = self.kind
         if kind in ("exact", "temporal"):
             return self.q
@@ -273,7 +325,7 @@ class _Column:
         if self.data_type == "bit":
             return f"({self.q} + 0)"
         if kind == "lob":
-            return f"MD5({self.q})"
+            return f"SHA2({self.q}, 256)"
         return f"HEX({self.q})"
 
     def text_sql(self) -> str:
@@ -379,7 +431,7 @@ class _Table:
         nullable = [f"ISNULL({c.q})" for c in self.columns if c.nullable]
         if nullable:
             parts.append(f"CONCAT({', '.join(nullable)})")
-        return f"MD5(CONCAT_WS('#', {', '.join(parts)}))"
+        return f"SHA2(CONCAT_WS('#', {', '.join(parts)}), 256)"
 
     def aggregate_sql(self, where: str) -> str:
         """Count and the sum of the row hashes' first 64 bits over ``where``."""
@@ -451,37 +503,60 @@ class _Checker:
         self.tgt = tgt
         self.chunk_rows = chunk_rows
 
-    def run(self, databases: tuple[str, ...], ignored: tuple[str, ...]) -> CheckReport:
-        src_schemas = _schemas(self.src, databases, ignored)
-        tgt_schemas = _schemas(self.tgt, databases, ignored)
+    def run(self, databases: tuple[str, ...], ignored: tuple[str, ...], filters: Filter | None = None) -> CheckReport:
+        src_schemas = _schemas(self.src, databases, ignored, filters, source=True)
+        tgt_schemas = _schemas(self.tgt, databases, ignored, filters)
         src_tables = _tables(self.src, src_schemas)
         tgt_tables = _tables(self.tgt, tgt_schemas)
+        # by target name: source (db, table) -> target (db, table), filtered tables left out
+        origin: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for db, name in sorted(src_tables):
+            origin.setdefault((filters.rewrite(db) if filters else db, name), []).append((db, name))
+        if filters is not None:
+            origin = {k: v for k, v in origin.items() if filters.table(*k)}
+            tgt_tables = {k for k in tgt_tables if filters.table(*k)}
         src_columns = _columns(self.src, src_schemas)
         tgt_columns = _columns(self.tgt, tgt_schemas)
         keys = _keys(self.src, src_schemas, src_columns)
+        cross = self.src.flavor != self.tgt.flavor
 
         diffs: list[TableDiff] = []
         rows_checked = 0
-        for db, name in sorted(src_tables | tgt_tables):
-            if (db, name) not in tgt_tables:
-                diffs.append(TableDiff(db, name, "table missing on target"))
+        for tdb, name in sorted(origin.keys() | tgt_tables):
+            sources = origin.get((tdb, name), ())
+            db = sources[0][0] if sources else tdb
+            also = "" if db == tdb else f" (as {_qname(tdb, name)})"
+            if len(sources) > 1:
+                diffs.append(TableDiff(tdb, name, "rewritten from several source tables ("
+                                       f"{', '.join(_qname(*s) for s in sources)}): not compared"))
                 continue
-            if (db, name) not in src_tables:
+            if (tdb, name) not in tgt_tables:
+                diffs.append(TableDiff(db, name, f"table missing on target{also}"))
+                continue
+            if not sources:
                 diffs.append(TableDiff(db, name, "extra table on target (not on source)"))
                 continue
             cols = src_columns.get((db, name), ())
-            why = _column_difference(cols, tgt_columns.get((db, name), ()))
+            theirs = tgt_columns.get((tdb, name), ())
+            why = _column_difference(cols, theirs, cross)
             if why:
                 diffs.append(TableDiff(db, name, f"column list differs: {why}"))
                 continue
+            if cross:  # JSON is stored as text on MariaDB, normalized on MySQL: by value
+                cols = tuple(
+                    dataclasses.replace(c, by_value=True) if "json" in (c.data_type, o.data_type) else c
+                    for c, o in zip(cols, theirs, strict=True)
+                )
             table = _Table(db, name, cols, keys.get((db, name), ()))
             self.src.context = self.tgt.context = table.fq
+            self.tgt.renamed = (table.fq, _qname(tdb, name)) if tdb != db else None
             rows, diff = self._check_table(table)
             self.src.context = self.tgt.context = ""
+            self.tgt.renamed = None
             rows_checked += rows
             if diff is not None:
                 diffs.append(diff)
-        return CheckReport(len(src_tables), rows_checked, tuple(diffs))
+        return CheckReport(sum(map(len, origin.values())), rows_checked, tuple(diffs))
 
     def _check_table(self, t: _Table) -> tuple[int, TableDiff | None]:
         if not t.key:
@@ -505,9 +580,36 @@ class _Checker:
             if got != expected:
                 label = t.chunk_label(number, lower, upper)
                 return rows_checked, self._locate(t, lower, upper, label)
+            if any(c.by_value for c in t.columns):
+                diff = self._json_values(t, lower, upper, t.chunk_label(number, lower, upper))
+                if diff is not None:
+                    return rows_checked, diff
             if final:
                 return rows_checked, None
             lower = upper
+
+    def _json_values(
+        self, t: _Table, lower: tuple[str, ...] | None, upper: tuple[str, ...] | None, label: str
+    ) -> TableDiff | None:
+        """Across flavors, JSON columns of a chunk whose rows otherwise agree: the first
+        row (in key order) whose document differs as a value (objects as sets of
+        members, numbers by value), or None."""
+        nkey = len(t.key)
+        cols = [c for c in t.columns if c.by_value]
+        sql = (f"SELECT {', '.join(c.key_sql() for c in t.key)}, "
+               f"{', '.join(f'CAST({c.q} AS CHAR)' for c in cols)} FROM {t.fq} "
+               f"{t.where(lower, upper)} {t.order_by()}")
+        src = [(tuple(_s(v) for v in r[:nkey]), r[nkey:]) for r in self.src.query(sql)]
+        tgt = dict((tuple(_s(v) for v in r[:nkey]), r[nkey:]) for r in self.tgt.query(sql))
+        for key, values in src:
+            theirs = tgt.get(key)
+            if theirs is None:  # pragma: no cover - the chunk's hashes agreed
+                continue
+            for c, a, b in zip(cols, values, theirs, strict=True):
+                if _json_value(a) != _json_value(b):
+                    return TableDiff(t.db, t.name, f"column `{c.name}` differs (as JSON): source "
+                                     f"{_show_json(a)}, target {_show_json(b)}", label, t.show_key(key))
+        return None
 
     @staticmethod
     def _aggregate(side: _Side, t: _Table, where: str) -> tuple[int, int]:
@@ -577,6 +679,11 @@ class _Checker:
         """No usable key: the whole table as a multiset of row hashes."""
         expected = self._aggregate(self.src, t, "")
         got = self._aggregate(self.tgt, t, "")
+        if got == expected and any(c.by_value for c in t.columns):
+            sql = f"SELECT {', '.join(f'CAST({c.q} AS CHAR)' for c in t.columns if c.by_value)} FROM {t.fq}"
+            src = sorted(_canonical(r) for r in self.src.query(sql))
+            if src != sorted(_canonical(r) for r in self.tgt.query(sql)):
+                return expected[0], TableDiff(t.db, t.name, "JSON documents differ (as values)", WHOLE_TABLE)
         if got == expected:
             return expected[0], None
         sql = f"SELECT {t.row_hash_sql()} AS h, COUNT(*) FROM {t.fq} GROUP BY h"
@@ -614,13 +721,21 @@ class _Checker:
 # -- information_schema ------------------------------------------------------------------
 
 
-def _schemas(side: _Side, databases: tuple[str, ...], ignored: tuple[str, ...]) -> list[str]:
+def _schemas(side: _Side, databases: tuple[str, ...], ignored: tuple[str, ...],
+             filters: Filter | None = None, source: bool = False) -> list[str]:
+    """The databases of one side to compare: selected by their target name (a source
+    database's rewritten one), by ``databases``/``ignored`` and the filters' database
+    rules."""
     skip = {d.lower() for d in ignored}
-    names = [_s(r[0]) for r in side.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")]
-    if databases:
-        wanted = set(databases)
-        names = [n for n in names if n in wanted]
-    return sorted(n for n in names if n.lower() not in skip)
+    wanted = set(databases)
+    out = []
+    for name in (_s(r[0]) for r in side.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")):
+        target = name
+        if filters is not None:
+            target = filters.target_database(name) if source else (name if filters.compared_on_target(name) else None)
+        if target is not None and (not wanted or target in wanted) and target.lower() not in skip:
+            out.append(name)
+    return sorted(out)
 
 
 def _in(values: Sequence[str]) -> str:
@@ -696,9 +811,9 @@ def _keys(
     return out
 
 
-def _column_difference(src: Sequence[_Column], tgt: Sequence[_Column]) -> str:
+def _column_difference(src: Sequence[_Column], tgt: Sequence[_Column], cross: bool = False) -> str:
     for i, (a, b) in enumerate(zip(src, tgt, strict=False)):  # lengths compared below
-        if a.signature != b.signature:
+        if (a.cross_signature != b.cross_signature) if cross else (a.signature != b.signature):
             return (
                 f"column {i + 1} is `{a.name}` {_describe(a)} on source, "
                 f"`{b.name}` {_describe(b)} on target"
@@ -724,6 +839,28 @@ def _s(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "surrogateescape")
     return value
+
+
+def _json_value(text: Any) -> Any:
+    """A JSON document's value: numbers exactly (1.50 == 1.5, 1e2 == 100), objects as dicts."""
+    if text is None:
+        return None
+    text = _s(text)
+    try:
+        return json.loads(text, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+    except ValueError:
+        return ("not JSON", text)
+
+
+def _canonical(row: Sequence[Any]) -> str:
+    return json.dumps([_json_value(v) for v in row], sort_keys=True, default=str)
+
+
+def _show_json(text: Any) -> str:
+    if text is None:
+        return "NULL"
+    text = _s(text)
+    return repr(text[:_SHOW_BYTES] + ("..." if len(text) > _SHOW_BYTES else ""))
 
 
 def _checked(raw: Any, pattern: re.Pattern[str], column: _Column | None = None) -> str:

@@ -5,7 +5,10 @@ turns the common transaction (GTID, TableMaps, rows events, XID) into one record
 its keys straight from them, and everything else (DDL, Rotate, heartbeats, filtered or
 barrier tables, big transactions) goes event by event through ``TransactionBuilder``
 and ``writeset``, from the start of its transaction: a transaction is never half native,
-half Python. The coordinator gets, in source order:
+half Python. A MySQL compressed transaction (a TRANSACTION_PAYLOAD_EVENT after its GTID)
+is read from the events it holds (``binlog.payload``): by the scanner, which gets them
+uncompressed from ``_expand``, or event by event (``_payload``). The coordinator gets,
+in source order:
 
 * ``Routed(txn, keys)``: a whole transaction for the workers (no items left: filtered);
 * ``Barrier(txn)``: a whole transaction to apply alone (DDL, foreign keys, no key);
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..binlog import events as ev
+from ..binlog import payload
 from ..binlog.native import decode_rows, scan
 from ..binlog.rowcodec import missing_columns
 from ..binlog.tablemap import table_of_map
@@ -32,14 +36,15 @@ from ..binlog.transactions import (
     Transaction,
     TransactionBuilder,
     changes_rows,
-    statement_databases,
 )
 from ..config import ApplyConfig
-from ..errors import SourceError
+from ..errors import DecodeError, SourceError
+from .filters import Filter
 from .tables import Table, TableCache
 from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, table_key
 
 IDLE_SECONDS = 0.25  # while the source is quiet: how often the coordinator gets IDLE
+SCAN_PAYLOAD_BYTES = 4 << 20  # compressed transactions up to this size (uncompressed) are scanned
 
 
 @dataclass(slots=True)
@@ -81,18 +86,6 @@ IDLE = Idle()
 Item = Routed | Barrier | Stream | StreamEnd | StreamAbort | Idle
 
 
-class Filter:
-    """Which databases are replicated ([apply] databases / ignore_databases; the
-    checkpoint schema never)."""
-
-    def __init__(self, apply: ApplyConfig, checkpoint_schema: str) -> None:
-        self.only = frozenset(apply.databases)
-        self.ignored = frozenset((*apply.ignore_databases, checkpoint_schema))
-
-    def allowed(self, db: str) -> bool:
-        return db not in self.ignored and (not self.only or db in self.only)
-
-
 @dataclass(slots=True)
 class _Current:
     """Per-transaction state while its events arrive (Python path)."""
@@ -107,8 +100,9 @@ class Intake:
     def __init__(self, apply: ApplyConfig, filter_: Filter, tables: TableCache,
                  weigher: Weigher | None) -> None:
         self.cfg = apply
-        self.filter = filter_
+        self.filter = filter_  # filters.Filter: which rows and statements, into which database
         self.tables = tables
+        filter_.bind(tables)  # the target's case rule; TableMaps rewritten ([apply] rewrite_databases)
         self.weigher = weigher
         self.builder = TransactionBuilder()
         self.scanned = 0  # transactions the native scanner read
@@ -143,7 +137,7 @@ class Intake:
         scanner = None
         if scan is not None and self.cfg.native_scan:
             scanner = scan.Scanner(self._scan_route, checksum=reader.checksum,
-                                   max_rows=self.cfg.big_txn_rows)
+                                   max_rows=self.cfg.big_txn_rows, expand=self._expand)
         self._scanner = scanner
         python = scanner is None
         builder = self.builder
@@ -182,6 +176,9 @@ class Intake:
     def _on_event(self, e: ev.Event, file: str) -> Iterator[Item]:
         builder = self.builder
         t = e.type
+        if t == ev.MYSQL_TRANSACTION_PAYLOAD:
+            yield from self._payload(e, file)
+            return
         if t in ev.STATEMENT_ONLY:
             self._context = ev.STATEMENT_ONLY[t]
         done = builder.add(e, file)
@@ -214,11 +211,43 @@ class Intake:
         elif t == ev.QUERY and self._cur is not None and self._cur.streaming:
             # SAVEPOINT / ROLLBACK TO inside a streamed transaction: applied in place
             txn = self._cur.txn
-            stmt = txn.items.pop()
-            if any(self.filter.allowed(d) for d in statement_databases(stmt)):  # type: ignore[arg-type]
+            stmt = self.filter.statement(txn.items.pop(), txn)  # type: ignore[arg-type]
+            if stmt is not None:
                 yield Stream(txn, [stmt])
         elif t == ev.HEARTBEAT:
             yield IDLE
+
+    def _payload(self, e: ev.Event, file: str) -> Iterator[Item]:
+        """A compressed transaction (binlog_transaction_compression=ON) on the Python path:
+        its GTID event came just before, the rest of it is inside ``e``, decompressed as
+        it is read (a big one is never held uncompressed whole). The native scanner
+        reads the others itself (``_expand``)."""
+        txn = self.builder.current
+        try:
+            inner = payload.events(e)
+            while True:
+                try:
+                    inner_event = next(inner)
+                except StopIteration:
+                    return
+                yield from self._on_event(inner_event, file)
+        except DecodeError as x:
+            if "compressed transaction" not in str(x):
+                raise
+            where = f"{txn.gtid or '(no GTID)'} " if txn is not None else ""
+            raise DecodeError(f"{x} (transaction {where}ending at {file}:{e.log_pos})") from None
+
+    @staticmethod
+    def _expand(body: bytes) -> bytes | None:
+        """For the native scanner: a compressed transaction's events, uncompressed, when
+        it is at most SCAN_PAYLOAD_BYTES; else (or when it does not decompress: the
+        Python path says why) None."""
+        try:
+            if not 0 <= payload.header(body)[2] <= SCAN_PAYLOAD_BYTES:
+                return None
+            return payload.decompress(body)
+        except DecodeError:
+            return None
 
     # -- guards: what the applier cannot apply exactly stops it, before anything of it ----
 
@@ -230,7 +259,7 @@ class Intake:
         from binlog_format=STATEMENT/MIXED: run as text it would not be exact."""
         if not (changes_rows(stmt) or self._context):
             return
-        if not any(self.filter.allowed(d) for d in statement_databases(stmt)):
+        if not self.filter.concerns(stmt):
             return
         after = f", after a {self._context} event" if self._context else ""
         raise SourceError(
@@ -270,8 +299,7 @@ class Intake:
     def _on_rows(self, cur: _Current, item: RowsEvent) -> Iterator[Item]:
         txn = cur.txn
         body = txn.table_maps[item.table_id]
-        db, _ = table_of_map(body)
-        if not self.filter.allowed(db):
+        if not self.filter.rows(*table_of_map(body)):
             txn.items.pop()
             return
         self._check_images(cur, body, item)
@@ -314,17 +342,13 @@ class Intake:
         txn = cur.txn
         items, txn.items = txn.items, []
         txn.rows = 0  # counted again as they are applied
-        return Stream(txn, items, first=True)
+        return Stream(txn, self.filter.items(items, txn), first=True)
 
     def _whole(self, cur: _Current) -> Item:
         txn = cur.txn
         if cur.streaming:
             return StreamEnd(txn)
-        allowed = self.filter.allowed
-        txn.items = [
-            i for i in txn.items
-            if isinstance(i, RowsEvent) or any(allowed(d) for d in statement_databases(i))
-        ]
+        txn.items = self.filter.items(txn.items, txn)
         if txn.items and (txn.is_ddl or txn.barrier):
             return Barrier(txn)
         return Routed(txn, cur.keys)
@@ -335,7 +359,7 @@ class Intake:
         """The native scanner met a TableMap: how to key its rows events, or None to
         leave its transactions to the Python path (filtered tables, barriers)."""
         db, table_name = table_of_map(body)
-        if not self.filter.allowed(db):
+        if not self.filter.rows(db, table_name):
             return None
         table = self.tables.get(body)
         if table.schema.barrier_reason:
@@ -343,6 +367,7 @@ class Intake:
         policy = self.cfg.policy
         if policy == "writeset":
             return scan_route(self._table_keys(body, table), table.plan)
+        db = table.tmap.db  # the target's (rewritten) name, as the Python path keys it
         extra = {"table": (table_key(db, table_name),), "database": (database_key(db),)}.get(policy, ())
         return scan_route(None, table.plan, extra)
 

@@ -3,8 +3,13 @@
 ``inspect_source`` connects to the source, reads what the applier depends on
 (``SourceFacts``) and raises for what can only be seen on a live connection: binary
 logging off, missing replication grants, our ``server_id`` clashing with the source's.
-``check_source`` judges the facts: ROW format, FULL row image, the start file still on
-the source. ``inspect_target`` checks the target is reachable, writable and lets us
+``check_source`` judges the facts: ROW format, FULL row image, no partial JSON updates
+(MySQL's binlog_row_value_options=PARTIAL_JSON), no compressed events (MariaDB's
+log_bin_compress), the start file still on the source. MySQL's compressed transactions
+(binlog_transaction_compression) are read, and encrypted binlogs (binlog_encryption,
+MariaDB's encrypt_binlog) are fine: the dump connection sends them decrypted. A session
+can still change binlog_format, binlog_row_image, binlog_row_value_options or (MariaDB)
+nothing of compression: what it logs is refused when it arrives, naming the setting. ``inspect_target`` checks the target is reachable, writable and lets us
 create the checkpoint schema; ``check_tables_exist`` checks binlog tables exist there.
 
 Every error is one line naming the server, the setting and what to do. Grants are read
@@ -48,6 +53,10 @@ class SourceFacts:
     binlog_files: tuple[tuple[str, int], ...]  # SHOW BINARY LOGS: (name, size), oldest first
     current: tuple[str, int]  # the source's current write position (file, pos)
     server: str = "source"  # "source user@host:port", for messages
+    row_value_options: str = ""  # MySQL's binlog_row_value_options ("" or PARTIAL_JSON)
+    transaction_compression: bool = False  # MySQL's binlog_transaction_compression
+    log_bin_compress: bool = False  # MariaDB's log_bin_compress
+    encryption: bool = False  # MySQL's binlog_encryption, MariaDB's encrypt_binlog
 
 
 # ---- source ------------------------------------------------------------------------------
@@ -77,6 +86,11 @@ def inspect_source(server: SourceConfig) -> SourceFacts:
             "binlog_checksum",
             "server_id",
             "gtid_mode",
+            "binlog_row_value_options",
+            "binlog_transaction_compression",
+            "log_bin_compress",
+            "binlog_encryption",
+            "encrypt_binlog",
         )
         if var.get("log_bin", "OFF").upper() not in ("ON", "1"):
             raise SourceError(
@@ -103,6 +117,10 @@ def inspect_source(server: SourceConfig) -> SourceFacts:
         row_metadata=var.get("binlog_row_metadata", "").upper(),
         checksum=var.get("binlog_checksum", "NONE").upper(),
         gtid_mode=var.get("gtid_mode", "").upper() if flavor == "mysql" else None,
+        row_value_options=var.get("binlog_row_value_options", "").upper(),
+        transaction_compression=_on(var.get("binlog_transaction_compression")),
+        log_bin_compress=_on(var.get("log_bin_compress")),
+        encryption=_on(var.get("binlog_encryption")) or _on(var.get("encrypt_binlog")),
         binlog_files=files,
         current=current,
         server=where,
@@ -129,6 +147,19 @@ def check_source(
             f"{where} has binlog_row_image={facts.row_image or '?'}: the applier needs whole "
             f"rows: set binlog_row_image=FULL (SET GLOBAL and in the server config), then "
             f"FLUSH BINARY LOGS and start from the new file"
+        )
+    if "PARTIAL_JSON" in facts.row_value_options:
+        raise SourceError(
+            f"{where} has binlog_row_value_options={facts.row_value_options}: partial JSON updates "
+            "(PARTIAL_UPDATE_ROWS_EVENT) carry only the change of a document, which the applier "
+            "does not apply: SET GLOBAL binlog_row_value_options='' (and in the server config), "
+            "then FLUSH BINARY LOGS and start from the new file"
+        )
+    if facts.log_bin_compress:
+        raise SourceError(
+            f"{where} has log_bin_compress=ON: the applier cannot read MariaDB's compressed binlog "
+            "events: SET GLOBAL log_bin_compress=OFF (and in the server config), then FLUSH "
+            "BINARY LOGS and start from the new file"
         )
     if facts.row_metadata != "FULL":
         have = (
@@ -252,8 +283,16 @@ def inspect_target(target: TargetConfig, *, check_replica: bool = True) -> None:
     conn = connect(target, "target")
     try:
         flavor, version = flavor_and_version(conn)
-        var = _variables(conn, "read_only", "super_read_only")
+        var = _variables(conn, "read_only", "super_read_only",
+                         "show_gipk_in_create_table_and_information_schema")
         grants = _Grants.read(conn)
+        if var.get("show_gipk_in_create_table_and_information_schema", "ON").upper() in ("OFF", "0"):
+            raise TargetError(
+                f"{where} has show_gipk_in_create_table_and_information_schema=OFF: its "
+                "information_schema hides generated invisible primary keys (my_row_id), which "
+                "the source's binlog carries, so tables would not line up: SET GLOBAL "
+                "show_gipk_in_create_table_and_information_schema=ON on the target"
+            )
         if _on(var.get("super_read_only")):
             raise TargetError(
                 f"{where} has super_read_only=ON: nobody can write: "

@@ -20,6 +20,12 @@ import time
 
 import MySQLdb
 
+from ..binlog.collations import (
+    CollationError,
+    TargetCollations,
+    mysql_comments_for_mariadb,
+    rewrite_names,
+)
 from ..binlog.transactions import Statement, is_database_statement
 from ..config import TargetConfig
 from ..db import codes
@@ -53,6 +59,7 @@ class Executor:
         self.conn = conn
         self.flavor = "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
         self.source_flavor = source_flavor  # None: unknown, a statement's sql_mode is not used
+        self._catalog: TargetCollations | None = None  # the target's collations (other flavor's source)
         for sql in SESSION_SETUP:
             conn.query(sql)
         conn.query(b"SELECT @@max_allowed_packet")
@@ -91,12 +98,38 @@ class Executor:
     def statement(self, stmt: Statement) -> None:
         """A logged statement (DDL, SAVEPOINT) in its source session's context: default
         database, client character set, connection and server collations, and sql_mode
-        when source and target are of one flavor (the bits differ between flavors)."""
+        when source and target are of one flavor (the bits differ between flavors).
+        Across flavors, collations are mapped (``binlog.collations``): the session's
+        ids, and the names the statement writes out; one without an equivalent on the
+        target stops the applier naming it, before the statement runs. MySQL's
+        ``/*!80023 INVISIBLE */`` (generated invisible primary keys) reaches MariaDB as
+        INVISIBLE."""
         conn = self.conn
-        context = [f"{name} = {value}" for name, value in (
-            ("character_set_client", stmt.charset_id),
-            ("collation_connection", stmt.collation_connection),
-            ("collation_server", stmt.collation_server)) if value is not None]
+        sql = stmt.sql
+        settings = (("character_set_client", stmt.charset_id),
+                    ("collation_connection", stmt.collation_connection),
+                    ("collation_server", stmt.collation_server))
+        other = self.source_flavor is not None and self.source_flavor != self.flavor
+        if other:
+            catalog = self._collations()
+            context = []
+            for name, value in settings:
+                if value is None:
+                    continue
+                try:
+                    resolved = catalog.resolve(value, self.source_flavor, self.flavor)
+                except CollationError as e:
+                    raise CollationError(
+                        f"target ({self.flavor}) has no equivalent of the source's {e} ({name} of "
+                        f"statement {sql[:80]!r}): run such statements on the source with a collation "
+                        "both flavors have (e.g. utf8mb4_unicode_ci or utf8mb4_bin)"
+                    ) from None
+                context.append(f"{name} = {catalog.charset(resolved) if name == 'character_set_client' else resolved}")
+            sql = rewrite_names(sql, lambda n: catalog.rename(n, self.flavor))
+            if self.flavor == "mariadb":
+                sql = mysql_comments_for_mariadb(sql)
+        else:
+            context = [f"{name} = {value}" for name, value in settings if value is not None]
         same = stmt.sql_mode is not None and self.source_flavor == self.flavor
         context.append(f"sql_mode = {stmt.sql_mode}" if same else f"sql_mode = '{LENIENT_SQL_MODE}'")
         try:
@@ -119,10 +152,15 @@ class Executor:
                     # resolve to the previous statement's database: use one where
                     # nothing can be found or created by accident.
                     conn.query(b"USE information_schema")
-            self.run(stmt.sql, None, f"statement {stmt.sql[:80]!r}")
+            self.run(sql, None, f"statement {stmt.sql[:80]!r}")
         finally:
             conn.query(b"SET NAMES utf8mb4")
             conn.query(f"SET SESSION collation_server = DEFAULT, sql_mode = '{ROW_SQL_MODE}'".encode())
+
+    def _collations(self) -> TargetCollations:
+        if self._catalog is None:
+            self._catalog = TargetCollations.read(self.conn, self.flavor)
+        return self._catalog
 
 
 def _round_up(size: int) -> int:

@@ -59,6 +59,9 @@ class PacketReader:
     socket; ``files.FileSource``: from binlog files, framed the same way)."""
 
     where = "source"  # names the source in messages
+    # MariaDB's encrypted binlogs (encrypt_binlog=ON) begin with a START_ENCRYPTION event;
+    # a dump connection sends the events after it decrypted, a binlog file does not
+    server_decrypts = False
 
     def __init__(self) -> None:
         self.file = ""  # binlog file of the event being read (from Rotate events)
@@ -87,7 +90,7 @@ class PacketReader:
         if etype == ev.ROTATE:
             if self._source_event(server_id):
                 self.file = body[8:].decode()
-        elif etype in ev.UNSUPPORTED:
+        elif etype in ev.UNSUPPORTED and not (etype == ev.MARIADB_START_ENCRYPTION and self.server_decrypts):
             raise SourceError(
                 f"{self.where} writes event type {etype} which the applier "
                 f"cannot decode: {ev.UNSUPPORTED[etype]}"
@@ -133,6 +136,8 @@ class PacketReader:
 
 class DumpSource(PacketReader):
     """One dump connection; open a new one to reconnect."""
+
+    server_decrypts = True  # encrypted binlogs (either flavor) come decrypted over the dump
 
     def __init__(self, cfg: SourceConfig, flavor: str, *, non_blocking: bool = False) -> None:
         super().__init__()

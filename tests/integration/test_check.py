@@ -1,13 +1,17 @@
-"""``applier check`` (applier.check) against the real session servers.
+"""``applier check`` (applier.check) against the real session servers, MariaDB 10.11 and
+MySQL 9.7 (every test runs on both: ``pair`` is parametrized by flavor).
 
 Each test makes its own database on both servers directly with SQL (no replication);
 on the source with ``sql_log_bin=0`` so other tests' binlogs stay clean. The check is
-limited to that database with ``databases=(dbname,)``.
+limited to that database with ``databases=(dbname,)``. MariaDB's sequence tables
+(``seq_1_to_30``) do not exist on MySQL: there the statements read a numbers table
+(``_SEQ``) instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,12 +31,18 @@ class Pair:
     target: Any
     db: str
     servers: tuple[Any, Any]
+    flavor: str = "mariadb"
 
     def src(self, *statements: str, params: Any = None) -> None:
-        _run(self.source, statements, params)
+        _run(self.source, self._sql(statements), params)
 
     def tgt(self, *statements: str, params: Any = None) -> None:
-        _run(self.target, statements, params)
+        _run(self.target, self._sql(statements), params)
+
+    def _sql(self, statements: tuple[str, ...]) -> tuple[str, ...]:
+        if self.flavor == "mariadb":
+            return statements
+        return tuple(_SEQ_TABLE.sub(_numbers, sql) for sql in statements)
 
     def both(self, *statements: str, params: Any = None) -> None:
         self.src(*statements, params=params)
@@ -56,16 +66,40 @@ def _run(conn: Any, statements: tuple[str, ...], params: Any) -> None:
             cur.execute(sql, params)
 
 
-@pytest.fixture
-def pair(source: Any, target: Any, dbname: str) -> Iterator[Pair]:
+_SEQ = "mts_numbers.seq"  # MySQL: 0..1000, in place of MariaDB's sequence engine
+_SEQ_TABLE = re.compile(r"\bseq_(\d+)_to_(\d+)\b")
+
+
+def _numbers(m: re.Match[str]) -> str:
+    return f"(SELECT seq FROM {_SEQ} WHERE seq BETWEEN {m.group(1)} AND {m.group(2)}) AS s"
+
+
+def _make_numbers(conn: Any) -> None:
+    _run(conn, (
+        "SET SESSION cte_max_recursion_depth = 2000",
+        "CREATE DATABASE IF NOT EXISTS mts_numbers",
+        f"CREATE TABLE IF NOT EXISTS {_SEQ} (seq BIGINT UNSIGNED PRIMARY KEY)",
+        f"INSERT IGNORE INTO {_SEQ} WITH RECURSIVE n (i) AS "
+        "(SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT i FROM n",
+    ), None)
+
+
+@pytest.fixture(params=["mariadb", "mysql"])
+def pair(request: pytest.FixtureRequest, dbname: str) -> Iterator[Pair]:
+    flavor = request.param
+    prefix = "" if flavor == "mariadb" else "mysql_"
+    source = request.getfixturevalue(f"{prefix}source")
+    target = request.getfixturevalue(f"{prefix}target")
     src = source.connect()
     tgt = target.connect()
     _run(src, ("SET SESSION sql_log_bin = 0",), None)
     for conn in (src, tgt):
+        if flavor == "mysql":
+            _make_numbers(conn)
         _run(conn, (f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4",), None)
         conn.select_db(dbname)
     try:
-        yield Pair(src, tgt, dbname, (source, target))
+        yield Pair(src, tgt, dbname, (source, target), flavor)
     finally:
         for conn in (src, tgt):
             _run(conn, (f"DROP DATABASE IF EXISTS `{dbname}`",), None)
@@ -113,7 +147,7 @@ def test_identical_tables_of_many_types_are_ok(pair: Pair) -> None:
     pair.both(
         "CREATE TABLE nopk (a INT, b VARCHAR(10))",
         "INSERT INTO nopk VALUES (1, 'x'), (1, 'x'), (2, NULL)",
-        "CREATE TABLE empty (id INT PRIMARY KEY)",
+        "CREATE TABLE nothing (id INT PRIMARY KEY)",
     )
     report = pair.check()
     assert report.ok, report.diffs
@@ -454,9 +488,8 @@ def test_databases_filter_and_ignore(pair: Pair) -> None:
     assert pair.check(databases=("no_such_database_here",)).ok
 
 
-def test_connect_error_names_the_server_not_the_password(
-    pair: Pair, source: Any, target: Any
-) -> None:
+def test_connect_error_names_the_server_not_the_password(pair: Pair) -> None:
+    source, target = pair.servers
     bad = dataclasses.replace(target.server_config(), port=1)
     with pytest.raises(ConnectError) as info:
         check(source.server_config(), bad, databases=(pair.db,))
@@ -493,7 +526,8 @@ class _Recording:
         return getattr(self._inner, name)
 
 
-def test_one_query_per_chunk_per_side(pair: Pair, source: Any, target: Any) -> None:
+def test_one_query_per_chunk_per_side(pair: Pair) -> None:
+    source, target = pair.servers
     pair.both(
         "CREATE TABLE t (a INT, b INT, v INT, PRIMARY KEY (a, b))",
         "INSERT INTO t SELECT seq DIV 10, seq MOD 10, seq FROM seq_1_to_1000",

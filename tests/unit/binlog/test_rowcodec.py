@@ -625,15 +625,39 @@ def test_compressed_columns_decode_to_plain_literals():
     assert lit == b"_utf8mb4''"
 
 
+def _json_literal(doc: bytes, data_type: str = "json") -> bytes:
+    """A JSON column's literal for one binary document (4-byte length prefix)."""
+    column = dbs.Column("j", data_type, False, "utf8mb4", None, True, False, None)
+    codec = rc.column_codec(s.T_JSON, 4, column)
+    lit, end = rc.decode_value(len(doc).to_bytes(4, "little") + doc, 0, codec)
+    assert end == 4 + len(doc)
+    return lit
+
+
 def test_mysql_json():
-    assert rc._mysql_json(b"\x04\x01") == b"CAST(_utf8mb4'true' AS JSON)"
-    assert rc._mysql_json(b"\x04\x00") == b"CAST(_utf8mb4'null' AS JSON)"
-    got = rc._mysql_json(b"\x0c\x05ab'\\c")
+    assert _json_literal(b"\x04\x01") == b"CAST(_utf8mb4'true' AS JSON)"
+    assert _json_literal(b"\x04\x00") == b"CAST(_utf8mb4'null' AS JSON)"
+    assert _json_literal(b"") == b"CAST(_utf8mb4'null' AS JSON)"
+    got = _json_literal(b"\x0c\x05ab'\\c")
     assert got.startswith(b"CAST(_utf8mb4'") and got.endswith(b"' AS JSON)")
     assert unescape(got[len(b"CAST(_utf8mb4'") : -len(b"' AS JSON)")]) == b'"ab\'\\\\c"'
     # {"a": 1}: small object, one key, an inlined int16
     body = struct.pack("<HHHH", 1, 12, 11, 1) + b"\x05" + struct.pack("<H", 1) + b"a"
-    assert rc._mysql_json(b"\x00" + body) == b"CAST(_utf8mb4'{\"a\": 1}' AS JSON)"
+    assert _json_literal(b"\x00" + body) == b"CAST(_utf8mb4'{\"a\": 1}' AS JSON)"
+
+
+def test_mysql_json_to_a_text_column_is_mysqls_text():
+    """A MariaDB target's JSON is LONGTEXT: the literal is the document's text."""
+    body = struct.pack("<HHHH", 1, 12, 11, 1) + b"\x05" + struct.pack("<H", 1) + b"a"
+    assert _json_literal(b"\x00" + body, "longtext") == b"_utf8mb4'{\"a\": 1}'"
+    assert _json_literal(b"\x0b" + struct.pack("<d", 1e20), "longtext") == b"_utf8mb4'1e20'"
+
+
+def test_mysql_json_decimal_keeps_its_type_and_digits():
+    # CAST(1.50 AS JSON): opaque NEWDECIMAL(3,2), binary decimal 1.50
+    doc = b"\x0f\xf6\x04\x03\x02\x81\x32"
+    assert _json_literal(doc) == b"CAST(1.50 AS JSON)"
+    assert _json_literal(doc, "longtext") == b"_utf8mb4'1.50'"
 
 
 def test_unknown_type_is_an_error():
