@@ -171,6 +171,11 @@ class ApplyConfig:
     stop_at_end: bool = False  # exit when the source has no more events (catch-up mode)
     native_scan: bool = True  # read common transactions with the Cython scanner when it is built
     verify_before_image: bool = False  # updates/deletes must match the whole before image (drift detector)
+    # replication filters (pipeline/filters.py): db.table LIKE patterns, as MySQL's
+    # replicate-(wild-)do-table / ignore-table, and "from->to" as replicate-rewrite-db
+    do_tables: tuple[str, ...] = ()
+    ignore_tables: tuple[str, ...] = ()
+    rewrite_databases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -498,10 +503,58 @@ def _validate(section: str, obj: Any, origins: Mapping[str, str]) -> None:
         if both:
             raise bad("databases", f"{', '.join(map(repr, both))} also in ignore_databases: a database "
                       "is either replicated or ignored")
+        _validate_filters(obj, bad)
     if isinstance(obj, MetricsConfig) and obj.listen:
         host, sep, port = obj.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise bad("listen", 'must be "host:port", e.g. "127.0.0.1:9104" (or "" for no metrics)')
+
+
+def _validate_filters(obj: ApplyConfig, bad: Any) -> None:
+    """``do_tables``, ``ignore_tables`` and ``rewrite_databases`` (their syntax lives with
+    the rules, in pipeline/filters.py)."""
+    from .pipeline.filters import parse_rewrite, parse_table_pattern
+
+    rewrites: dict[str, str] = {}
+    for entry in obj.rewrite_databases:
+        try:
+            src, dst = parse_rewrite(entry)
+        except ValueError as e:
+            raise bad("rewrite_databases", f"{entry!r} {e}") from None
+        if src in rewrites:
+            raise bad("rewrite_databases", f"rewrites {src!r} twice (into {rewrites[src]!r} and {dst!r})")
+        rewrites[src] = dst
+    for src, dst in rewrites.items():
+        if src in obj.ignore_databases and src not in rewrites.values():
+            raise bad("rewrite_databases", f"rewrites {src!r}, which ignore_databases lists: filters see "
+                      f"the rewritten name {dst!r}, so that entry would not leave {src!r} out")
+        if dst in obj.ignore_databases:
+            raise bad("rewrite_databases", f"rewrites {src!r} into {dst!r}, which ignore_databases lists: "
+                      "filters see the rewritten name, so nothing of it would be applied")
+        if obj.databases and dst not in obj.databases:
+            raise bad("rewrite_databases", f"rewrites {src!r} into {dst!r}, which databases does not list: "
+                      f"filters see the rewritten name, so nothing of {src!r} would be applied (list {dst!r})")
+    patterns: dict[str, dict[str, Any]] = {}
+    for key in ("do_tables", "ignore_tables"):
+        for entry in getattr(obj, key):
+            try:
+                pattern = parse_table_pattern(entry)
+            except ValueError as e:
+                raise bad(key, f"{entry!r} {e}") from None
+            db = pattern.db_literal
+            if db is not None and db in rewrites and db not in rewrites.values():
+                raise bad(key, f"{entry!r} names database {db!r}, which rewrite_databases renames to "
+                          f"{rewrites[db]!r}: table rules see the rewritten name")
+            if key == "do_tables" and db is not None and (
+                    db in obj.ignore_databases or (obj.databases and db not in obj.databases)):
+                raise bad(key, f"{entry!r} names database {db!r}, which "
+                          f"{'ignore_databases lists' if db in obj.ignore_databases else 'databases does not list'}"
+                          ": database rules come first, so it would never match")
+            patterns.setdefault(key, {})[entry] = pattern
+    both = sorted(set(patterns.get("do_tables", ())) & set(patterns.get("ignore_tables", ())))
+    if both:
+        raise bad("ignore_tables", f"{', '.join(map(repr, both))} also in do_tables: a table is either "
+                  "replicated or ignored")
 
 
 def _validate_config(cfg: Config) -> None:
@@ -512,6 +565,11 @@ def _validate_config(cfg: Config) -> None:
             f"[apply] databases = {list(cfg.apply.databases)!r}: lists {schema!r}, the "
             "[target] checkpoint_schema, which is never replicated: rename one of them"
         )
+    for entry in cfg.apply.rewrite_databases:
+        if schema in (part.strip() for part in entry.split("->")):
+            raise _error("apply", "rewrite_databases", cfg.apply.rewrite_databases, {},
+                         f"{entry!r} names {schema!r}, the [target] checkpoint_schema, which is never "
+                         "replicated: rename one of them")
 
 
 # ---- the environment ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Group binlog events into whole transactions.
 
 A transaction starts at a GTID event (MariaDB: BEGIN is implied unless the GTID is
-flagged standalone; MySQL: a QUERY "BEGIN" follows) or a bare QUERY "BEGIN", and ends
+flagged standalone; MySQL: a QUERY "BEGIN" follows; MySQL 8.3+ tagged GTIDs come in
+their own event type, ``uuid:tag:n``) or a bare QUERY "BEGIN", and ends
 at XID, QUERY "COMMIT" or QUERY "ROLLBACK" (the latter only reaches the binlog when
 non-transactional changes could not be undone, so it is applied like COMMIT). A QUERY
 outside BEGIN ... COMMIT (DDL, account statements) is a transaction of its own.
@@ -19,6 +20,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from ..errors import DecodeError
 from . import events as ev
 from .position import file_number
 
@@ -116,6 +118,73 @@ def parse_query(body: bytes) -> Statement:
         client, connection, server = struct.unpack("<HHH", charsets)
     return Statement(db, sql, client, bool(flags2 and flags2 & OPTION_NO_FOREIGN_KEY_CHECKS),
                      _int(status.get(Q_SQL_MODE_CODE)), connection, server)
+
+
+def mysql_gtid(body: bytes) -> str:
+    """``uuid:n`` of a MySQL GTID_LOG_EVENT (flags, 16-byte uuid, 8-byte gno, ...)."""
+    sid = body[1:17].hex()
+    gno = int.from_bytes(body[17:25], "little")
+    return f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}:{gno}"
+
+
+def _varlen(body: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned integer of MySQL's serialization library (libs/mysql/serialization):
+    1-9 bytes little-endian, the number of trailing 1 bits of the first byte + 1 is the
+    byte count; the value follows those bits (9 bytes: the next 8 bytes whole)."""
+    first = body[pos]
+    n = 1
+    while n < 9 and first >> (n - 1) & 1:
+        n += 1
+    if pos + n > len(body):
+        raise IndexError("varlen integer runs past the end")
+    if n == 1:
+        return first >> 1, pos + 1
+    rest = int.from_bytes(body[pos + 1 : pos + n], "little")
+    if n == 9:
+        return rest, pos + 9
+    return (first >> n) | rest << (8 - n), pos + n
+
+
+def tagged_gtid(body: bytes) -> str:
+    """``uuid:tag:n`` of a GTID_TAGGED_LOG_EVENT (type 42, MySQL 8.3+). Its body is a
+    serialized message (mysql::serialization): a field id, the message size, the last
+    non-ignorable field id, then fields as ``id, value``: 0 flags, 1 the uuid (16 bytes,
+    each an integer), 2 the gno (signed: zigzag), 3 the tag (length, bytes), then
+    commit timestamps and more that the applier does not need."""
+    try:
+        _, pos = _varlen(body, 0)
+        size, pos = _varlen(body, pos)
+        _, pos = _varlen(body, pos)
+        end = min(size, len(body))
+        uuid = b""
+        gno = -1
+        tag = ""
+        while pos < end:
+            field, pos = _varlen(body, pos)
+            if field == 1:
+                parts = bytearray()
+                for _ in range(16):
+                    b, pos = _varlen(body, pos)
+                    parts.append(b)
+                uuid = bytes(parts)
+            elif field == 3:
+                length, pos = _varlen(body, pos)
+                tag = body[pos : pos + length].decode("ascii").lower()
+                pos += length
+                break  # the fields the applier needs are in
+            elif field in (0, 2):
+                value, pos = _varlen(body, pos)
+                if field == 2:
+                    gno = (value >> 1) ^ -(value & 1)
+            else:
+                break
+    except (IndexError, UnicodeDecodeError, ValueError):
+        raise DecodeError("a tagged GTID event (GTID_TAGGED_LOG_EVENT) is malformed") from None
+    if len(uuid) != 16 or gno < 1:
+        raise DecodeError("a tagged GTID event (GTID_TAGGED_LOG_EVENT) lacks its uuid or number")
+    sid = uuid.hex()
+    text = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
+    return f"{text}:{tag}:{gno}" if tag else f"{text}:{gno}"
 
 
 def _int(raw: bytes | None) -> int | None:
@@ -232,10 +301,9 @@ class TransactionBuilder:
             self._start(f"{domain}-{e.server_id}-{seq}", e.timestamp)
             self._in_group = not flags & ev.MARIADB_FL_STANDALONE
         elif t == ev.MYSQL_GTID:
-            sid = e.body[1:17].hex()
-            gno = int.from_bytes(e.body[17:25], "little")
-            uuid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}"
-            self._start(f"{uuid}:{gno}", e.timestamp)
+            self._start(mysql_gtid(e.body), e.timestamp)
+        elif t == ev.MYSQL_GTID_TAGGED:
+            self._start(tagged_gtid(e.body), e.timestamp)
         elif t == ev.MYSQL_ANONYMOUS_GTID:
             self._start("", e.timestamp)
         elif t == ev.ROTATE:
@@ -303,16 +371,264 @@ def is_database_statement(stmt: Statement) -> bool:
 
 
 def statement_databases(stmt: Statement) -> set[str]:
-    """The databases a statement changes, as well as a regex can tell: the database of
-    CREATE/DROP/ALTER DATABASE, qualified table references, else the session database.
-    Account statements count as ``mysql``."""
-    sql = stmt.sql
-    m = _DB_STMT.match(sql)
-    if m:
-        return {_unquote(m.group(1))}
-    if _ACCOUNT.match(sql):
-        return {"mysql"}
-    dbs = {_unquote(m.group(1)) for m in _TABLE_REF.finditer(sql)}
-    if stmt.db and not dbs:  # `USE a; CREATE TABLE b.t ...` changes b only
+    """The databases a statement changes, as well as its text tells (``statement_changes``):
+    the database of CREATE/DROP/ALTER DATABASE, the databases of the tables a table
+    statement names (the session's default database for unqualified names), else
+    qualified references or the default database. Account statements count as ``mysql``."""
+    changes = statement_changes(stmt)
+    if changes.kind == TABLE_STATEMENT:
+        return {db or stmt.db for db, _ in changes.tables} - {""}
+    dbs = set(changes.databases)
+    if stmt.db and not dbs:  # `USE a; CREATE PROCEDURE b.p ...` changes b only
         dbs.add(stmt.db)
     return dbs
+
+
+DATABASE_STATEMENT, TABLE_STATEMENT, OTHER_STATEMENT = "database", "tables", "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a logged statement changes, as far as its text tells (for filters):
+
+    * ``"database"``: CREATE/ALTER/DROP DATABASE (SCHEMA); ``databases`` holds its name;
+    * ``"tables"``: a statement on named tables: CREATE/ALTER/DROP/RENAME/TRUNCATE TABLE
+      (both names of a rename, ``ALTER TABLE .. RENAME TO`` too), CREATE/DROP INDEX (its
+      table), CREATE/ALTER/DROP VIEW and SEQUENCE, CREATE TRIGGER (its table),
+      OPTIMIZE/ANALYZE/REPAIR TABLE, and the row changes a STATEMENT-format session logs
+      (INSERT/REPLACE/UPDATE/DELETE: the table written); ``tables`` holds one
+      ``(database, table)`` per name, in order, database ``""`` for an unqualified name
+      (the session's default database). Tables a statement only reads (``LIKE``,
+      ``SELECT``, ``REFERENCES``) are not listed;
+    * ``"other"`` (procedures, functions, events, DROP TRIGGER, account statements,
+      SAVEPOINT, ...): ``databases`` holds the databases of its qualified names
+      (``mysql`` for account statements), empty when it names none: then the default
+      database is the one it changes.
+    """
+
+    kind: str
+    databases: tuple[str, ...] = ()
+    tables: tuple[tuple[str, str], ...] = ()
+
+
+_TOKEN = re.compile(
+    r"""(?P<skip>\s+|/\*(?!!|M!).*?\*/|--(?=\s|$)[^\n]*|\#[^\n]*|/\*M?!\d*|\*/)
+      | (?P<quoted>`(?:[^`]|``)*`)
+      | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+      | (?P<word>[\w$]+)
+      | (?P<punct>.)""",
+    re.S | re.X,
+)
+_DATABASE_OPTIONS = frozenset({"CHARACTER", "CHARSET", "DEFAULT", "COLLATE", "COMMENT", "UPGRADE"})
+_NOT_A_RENAME = frozenset({"COLUMN", "INDEX", "KEY", "CONSTRAINT"})
+
+
+class _Tokens:
+    """The statement's words, quoted names, strings and punctuation; comments dropped
+    (the text of executable comments ``/*!50001 ... */`` kept)."""
+
+    def __init__(self, sql: str) -> None:
+        self.toks: list[tuple[str, str]] = []
+        for m in _TOKEN.finditer(sql):
+            kind = m.lastgroup
+            if kind == "skip":
+                continue
+            text = m.group()
+            if kind == "quoted":
+                text = text[1:-1].replace("``", "`")
+            self.toks.append((kind, text))  # type: ignore[arg-type]
+        self.i = 0
+
+    def kw(self, *words: str) -> str | None:
+        """The next token if it is one of ``words`` (an unquoted keyword): taken."""
+        if self.i < len(self.toks):
+            kind, text = self.toks[self.i]
+            if kind == "word" and text.upper() in words:
+                self.i += 1
+                return text.upper()
+        return None
+
+    def punct(self, ch: str) -> bool:
+        if self.i < len(self.toks) and self.toks[self.i] == ("punct", ch):
+            self.i += 1
+            return True
+        return False
+
+    def ident(self) -> str | None:
+        if self.i < len(self.toks) and self.toks[self.i][0] in ("word", "quoted"):
+            self.i += 1
+            return self.toks[self.i - 1][1]
+        return None
+
+    def name(self) -> tuple[str, str] | None:
+        """``[db.]name`` as ``(db or "", name)``."""
+        first = self.ident()
+        if first is None:
+            return None
+        if self.punct("."):
+            second = self.ident()
+            return (first, second) if second is not None else None
+        return ("", first)
+
+    def names(self) -> list[tuple[str, str]] | None:
+        """``name [, name ...]``."""
+        out = []
+        while True:
+            n = self.name()
+            if n is None:
+                return None
+            out.append(n)
+            if not self.punct(","):
+                return out
+
+    def if_exists(self) -> None:
+        start = self.i
+        if self.kw("IF") and (self.kw("NOT") or True) and self.kw("EXISTS"):
+            return
+        self.i = start
+
+    def user(self) -> None:
+        """A DEFINER value: ``user@host`` (names or strings), CURRENT_USER[()] or a role."""
+        if self.kw("CURRENT_USER"):
+            if self.punct("("):
+                self.punct(")")
+            return
+        for _ in range(2):
+            if self.i < len(self.toks) and self.toks[self.i][0] in ("word", "quoted", "string"):
+                self.i += 1
+            if not self.punct("@"):
+                return
+
+    def skip_to(self, word: str) -> bool:
+        """Past the next unquoted ``word``; False when there is none."""
+        while self.i < len(self.toks):
+            kind, text = self.toks[self.i]
+            self.i += 1
+            if kind == "word" and text.upper() == word:
+                return True
+        return False
+
+    def renames(self, db: str) -> list[tuple[str, str]]:
+        """``RENAME [TO|AS] name`` clauses of an ALTER TABLE (an unqualified new name stays
+        in the table's database ``db``)."""
+        out = []
+        while self.skip_to("RENAME"):
+            if self.i < len(self.toks) and self.toks[self.i][0] == "word" \
+                    and self.toks[self.i][1].upper() in _NOT_A_RENAME:
+                continue
+            self.kw("TO", "AS")
+            n = self.name()
+            if n is not None:
+                out.append(n if n[0] else (db, n[1]))
+        return out
+
+
+def _modifiers(t: _Tokens) -> None:
+    """What may stand between CREATE/ALTER and the kind of object."""
+    while True:
+        if t.kw("OR"):
+            t.kw("REPLACE")
+        elif t.kw("TEMPORARY", "ONLINE", "OFFLINE", "UNIQUE", "FULLTEXT", "SPATIAL", "AGGREGATE",
+                  "IGNORE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "QUICK", "CONCURRENT", "LOCAL",
+                  "NO_WRITE_TO_BINLOG"):
+            pass
+        elif t.kw("ALGORITHM"):
+            t.punct("=")
+            t.ident()
+        elif t.kw("DEFINER"):
+            t.punct("=")
+            t.user()
+        elif t.kw("SQL"):
+            t.kw("SECURITY")
+            t.ident()
+        else:
+            return
+
+
+def _table_changes(t: _Tokens, verb: str) -> list[tuple[str, str]] | None:
+    """The tables a table statement changes (None: not one the parser knows)."""
+    if verb == "RENAME":
+        if not t.kw("TABLE", "TABLES"):
+            return None
+        t.if_exists()
+        out = []
+        while True:
+            old = t.name()
+            if old is None or not t.kw("TO"):
+                return None
+            new = t.name()
+            if new is None:
+                return None
+            out += [old, new]
+            if not t.punct(","):
+                return out
+    if verb == "TRUNCATE":
+        t.kw("TABLE")
+        n = t.name()
+        return [n] if n is not None else None
+    if verb in ("OPTIMIZE", "ANALYZE", "REPAIR"):
+        _modifiers(t)
+        return t.names() if t.kw("TABLE", "TABLES") else None
+    if verb in ("INSERT", "REPLACE"):
+        _modifiers(t)
+        t.kw("INTO")
+        n = t.name()
+        return [n] if n is not None else None
+    if verb == "UPDATE":
+        _modifiers(t)
+        n = t.name()
+        return [n] if n is not None else None
+    if verb == "DELETE":
+        _modifiers(t)
+        if not t.kw("FROM"):
+            return None  # multi-table DELETE t1, t2 FROM ...
+        n = t.name()
+        return [n] if n is not None else None
+    # CREATE / ALTER / DROP
+    _modifiers(t)
+    obj = t.kw("TABLE", "TABLES", "VIEW", "SEQUENCE", "INDEX", "TRIGGER")
+    if obj is None:
+        return None
+    t.if_exists()
+    if obj == "INDEX" or obj == "TRIGGER":
+        if verb == "ALTER" or (obj == "TRIGGER" and verb == "DROP") or t.ident() is None:
+            return None
+        if not t.skip_to("ON"):
+            return None
+        n = t.name()
+        return [n] if n is not None else None
+    if verb == "DROP":
+        return t.names()
+    n = t.name()
+    if n is None:
+        return None
+    if verb == "ALTER" and obj in ("TABLE", "TABLES"):
+        return [n, *t.renames(n[0])]
+    return [n]
+
+
+def statement_changes(stmt: Statement) -> Changes:
+    """What ``stmt`` changes (see ``Changes``): read from its first words, never executed."""
+    sql = stmt.sql
+    if _ACCOUNT.match(sql):
+        return Changes(OTHER_STATEMENT, ("mysql",))
+    t = _Tokens(sql.decode("utf-8", "replace"))
+    verb = t.kw("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "ANALYZE", "REPAIR",
+                "INSERT", "REPLACE", "UPDATE", "DELETE")
+    if verb in ("CREATE", "ALTER", "DROP"):
+        start = t.i
+        _modifiers(t)
+        if t.kw("DATABASE", "SCHEMA"):
+            t.if_exists()
+            if verb == "ALTER" and (t.i >= len(t.toks) or t.toks[t.i][0] == "word"
+                                    and t.toks[t.i][1].upper() in _DATABASE_OPTIONS):
+                return Changes(DATABASE_STATEMENT, (stmt.db,) if stmt.db else ())
+            name = t.ident()
+            if name is not None:
+                return Changes(DATABASE_STATEMENT, (name,))
+        t.i = start
+    if verb is not None:
+        tables = _table_changes(t, verb)
+        if tables:
+            return Changes(TABLE_STATEMENT, tables=tuple(tables))
+    return Changes(OTHER_STATEMENT, tuple(dict.fromkeys(_unquote(m.group(1)) for m in _TABLE_REF.finditer(sql))))

@@ -2,11 +2,15 @@
 plan, the target's columns and keys, and the statement heads; cached by TableMap bytes.
 
 The coordinator owns one ``TableCache`` (the intake keys rows with it, the serial path
-writes with it); each worker's planner has its own.
+writes with it); each worker's planner has its own. ``[apply] rewrite_databases``
+applies here, to each TableMap as it is parsed (``rewrite``: the coordinator's is set
+by ``filters.Filter.bind``, a worker's from its ``WorkerSpec``): its ``Table`` (target
+definition, statements, writeset keys) is the rewritten database's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,14 +47,17 @@ class Table:
 class TableCache:
     """TableMap bytes -> Table; target schemas from a SchemaCache."""
 
-    def __init__(self, schemas: SchemaCache) -> None:
+    def __init__(self, schemas: SchemaCache, rewrite: Callable[[str], str] | None = None) -> None:
         self.schemas = schemas
+        self.rewrite = rewrite  # source database -> target database ([apply] rewrite_databases)
         self._by_map: dict[bytes, Table] = {}
 
     def get(self, tmap_body: bytes) -> Table:
         table = self._by_map.get(tmap_body)
         if table is None:
             tmap = parse_table_map(tmap_body)
+            if self.rewrite is not None and (db := self.rewrite(tmap.db)) != tmap.db:
+                tmap = dataclasses.replace(tmap, db=db)
             schema = self.schemas.get(tmap.db, tmap.table)
             check_compatible(tmap, schema)
             table = self._by_map[tmap_body] = build_table(tmap, schema)

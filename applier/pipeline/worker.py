@@ -9,7 +9,9 @@ executes the previous one (``session.Session.execute``; MySQLdb releases the GIL
 the target works). A batch grows for as long as the runner is busy (up to
 ``batch_txns``), so batches are big exactly when the target is the bottleneck and
 small, for low latency, when it is not. Any error is reported to the coordinator
-(``messages.Failed``) and the worker exits: it never skips a transaction.
+(``messages.Failed``) and the worker exits: it never skips a transaction. Its own table
+cache rewrites TableMaps into their target database (``[apply] rewrite_databases``,
+from its ``WorkerSpec``) as the coordinator's does, so it writes the same tables.
 
 Workers are started with the ``spawn`` method (no inherited sockets) and die with the
 coordinator (PR_SET_PDEATHSIG), so an orphan can never commit after a restart began.
@@ -33,6 +35,7 @@ from ..config import TargetConfig
 from ..db.connect import connect
 from ..db.schema import SchemaCache
 from ..errors import ApplierError, WorkerDied
+from .filters import target_rewrite
 from .messages import Done, Failed, Work
 from .planner import BatchPlan, BatchPlanner
 from .session import Session
@@ -52,6 +55,7 @@ class WorkerSpec:
     retries: int
     retry_backoff_seconds: float
     verify_before_image: bool = False
+    rewrite_databases: tuple[str, ...] = ()  # [apply] rewrite_databases: this worker's TableCache
 
 
 def _die_with_parent() -> None:
@@ -203,7 +207,8 @@ def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
     try:
         session = Session(spec.target, spec.worker_id)
         # its own connection: schema lookups must not share the executing one
-        planner = BatchPlanner(TableCache(SchemaCache(connect(spec.target, "target"))),
+        conn = connect(spec.target, "target")
+        planner = BatchPlanner(TableCache(SchemaCache(conn), target_rewrite(spec.rewrite_databases, conn)),
                                spec.verify_before_image)
         if turn is not None:
             _ordered_loop(spec, session, planner, inbox, outbox, turn)
