@@ -352,7 +352,9 @@ def check_start(cfg: SourceConfig, flavor: str, start: BinlogPosition | None, gt
         return
     except SourceDisconnected as e:
         raise SourceError(f"{where}: the source ended the dump at once ({e})") from None
-    except BinlogPurgedError as e:
+    except SourceError as e:  # purged, inside an event, past the end: name the setting
+        if str(e).startswith(where):
+            raise
         raise type(e)(f"{where}: {e}") from None
     finally:
         reader.close()
