@@ -11,8 +11,6 @@ source is the session one (it only serves the binlog).
 
 from __future__ import annotations
 
-import pytest
-
 from applier.errors import ConnectError
 from tests.appliers import applied
 from tests.faults import faultlib as fl
