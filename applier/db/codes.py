@@ -54,6 +54,7 @@ PACKET_TOO_LARGE = frozenset({ER_NET_PACKET_TOO_LARGE, CR_NET_PACKET_TOO_LARGE})
 # -- binlog --------------------------------------------------------------------------------
 ER_NO_BINARY_LOGGING = 1381
 ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
+ER_SLAVE_SAME_ID = 4052  # MariaDB: a replica with this server_id already dumps the binlog
 
 # -- DDL re-run after a crash: "already exists" / "already gone" -------------------------
 DDL_ALREADY_DONE = frozenset({

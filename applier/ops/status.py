@@ -9,7 +9,8 @@ applies exactly those). From the source: its current position. Lag in bytes coun
 binlog in between; in transactions, the GTID distance on MariaDB or, on MySQL, the
 transactions read from the source's binlog; in seconds, the age of the oldest
 transaction not applied yet (0 when caught up). Whether an applier runs: the holder of
-the checkpoint schema's lock.
+the checkpoint schema's lock; when it runs and ``[metrics] listen`` is set, its live
+figures (``live.py``: current rate, lag, per-worker queues, the waiting line).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
+from ..binlog import events as ev
+from ..binlog import payload
 from ..binlog.position import BinlogPosition, MariadbGtidPos, bytes_between, file_base
 from ..binlog.transactions import TransactionBuilder
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
 from ..db.sql import text
+from ..errors import DecodeError
 from ..pipeline import checkpoint
 from ..pipeline.source import DumpSource, EndOfBinlog, SourceDisconnected
+from .live import Live, read_live
 
 SCAN_BYTES = 16 << 20  # read at most this much of the source's binlog to count transactions
 SCAN_SECONDS = 5.0
@@ -44,6 +49,7 @@ class Status:
     lag_seconds: float | None
     transactions_applied: int
     applier: str
+    live: Live | None = None  # a running applier's metrics endpoint, when [metrics] listen is set
 
     def lines(self) -> list[str]:
         def show(v: object) -> str:
@@ -64,6 +70,7 @@ class Status:
             f"lag (transactions): {show(self.lag_transactions)}",
             f"lag (seconds):      {show(self.lag_seconds)}",
             f"applier:            {self.applier}",
+            *([self.live.line()] if self.live is not None else []),
             f"transactions applied since the checkpoint table was created: {self.transactions_applied}",
         ]
         return out
@@ -85,6 +92,7 @@ def read_status(cfg: Config) -> Status:
     finally:
         tconn.close()
     applier = f"running (target connection {holder})" if holder else "not running"
+    live = read_live(cfg.metrics.listen) if holder and cfg.metrics.listen else None
     sconn = connect(cfg.source, "source")
     try:
         flavor, version = flavor_and_version(sconn)
@@ -124,7 +132,7 @@ def read_status(cfg: Config) -> Status:
         highest_committed=str(BinlogPosition.from_ordinal(highest, base)) if highest else "",
         in_gaps=in_gaps, source=f"{src_file}:{src_pos}", source_gtid=src_gtid,
         lag_bytes=lag_bytes, lag_transactions=lag_txns, lag_seconds=lag_secs,
-        transactions_applied=rec.applied_transactions, applier=applier,
+        transactions_applied=rec.applied_transactions, applier=applier, live=live,
     )
 
 
@@ -135,7 +143,7 @@ def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
     SCAN_BYTES or SCAN_SECONDS of reading."""
     if size > SCAN_BYTES:
         return None
-    reader = DumpSource(cfg.source, flavor, non_blocking=True)
+    reader = DumpSource(cfg.source, flavor, non_blocking=True, server_id=0)  # beside a running applier
     builder = TransactionBuilder()
     count = first = 0
     deadline = time.monotonic() + SCAN_SECONDS
@@ -143,6 +151,9 @@ def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
         reader.open(start)
         for e in reader.events():
             txn = builder.add(e, reader.file)
+            if e.type == ev.MYSQL_TRANSACTION_PAYLOAD:  # a compressed transaction: its events
+                for inner in payload.events(e):
+                    txn = builder.add(inner, reader.file) or txn
             if txn is not None:
                 if end is not None and txn.end_ordinal > end:
                     break
@@ -154,7 +165,7 @@ def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
                 return None
     except EndOfBinlog:
         pass
-    except (SourceDisconnected, OSError):
+    except (SourceDisconnected, OSError, DecodeError):
         return None
     finally:
         reader.close()

@@ -139,9 +139,14 @@ class DumpSource(PacketReader):
 
     server_decrypts = True  # encrypted binlogs (either flavor) come decrypted over the dump
 
-    def __init__(self, cfg: SourceConfig, flavor: str, *, non_blocking: bool = False) -> None:
+    def __init__(self, cfg: SourceConfig, flavor: str, *, non_blocking: bool = False,
+                 server_id: int | None = None) -> None:
+        """``server_id``: ours on the source, default ``[source] server_id``; 0 for a
+        short look beside a running applier (`status`): it does not register, so the
+        source neither refuses it nor drops the applier's dump for it."""
         super().__init__()
         self.cfg = cfg
+        self.server_id = cfg.server_id if server_id is None else server_id
         self.flavor = flavor
         self.non_blocking = non_blocking
         self.where = f"source {cfg.describe()}"
@@ -165,6 +170,8 @@ class DumpSource(PacketReader):
         except pymysql.err.OperationalError as e:
             self.close()
             code = e.args[0] if e.args else 0
+            if code == codes.ER_SLAVE_SAME_ID:
+                raise SourceDisconnected(self._same_id(str(e.args[-1]))) from None
             if code in codes.ACCESS_DENIED:
                 raise ConnectError(
                     f"source {self.cfg.describe()}: access denied for user {self.cfg.user!r}: "
@@ -207,21 +214,22 @@ class DumpSource(PacketReader):
                     cur.execute("SET @slave_connect_state = %s", (gtid,))
                     cur.execute("SET @slave_gtid_strict_mode = 1")
                     cur.execute("SET @slave_gtid_ignore_duplicates = 0")
-        self._register()
+        if self.server_id:
+            self._register()
         if start is not None:
             self.file = start.file
             name = start.file.encode()
             flags = BINLOG_DUMP_NON_BLOCK if self.non_blocking else 0
-            payload = struct.pack("<IHI", start.pos, flags, cfg.server_id) + name
+            payload = struct.pack("<IHI", start.pos, flags, self.server_id) + name
             self._command(COM_BINLOG_DUMP, payload)
         elif self.flavor == "mariadb":
             flags = BINLOG_DUMP_NON_BLOCK if self.non_blocking else 0
-            self._command(COM_BINLOG_DUMP, struct.pack("<IHI", 4, flags, cfg.server_id))
+            self._command(COM_BINLOG_DUMP, struct.pack("<IHI", 4, flags, self.server_id))
         else:
             data = MysqlGtidSet.parse(gtid).encode() if gtid else MysqlGtidSet().encode()
             flags = BINLOG_THROUGH_GTID | (BINLOG_DUMP_NON_BLOCK if self.non_blocking else 0)
             payload = (
-                struct.pack("<HII", flags, cfg.server_id, 0)
+                struct.pack("<HII", flags, self.server_id, 0)
                 + struct.pack("<Q", 4)
                 + struct.pack("<I", len(data))
                 + data
@@ -238,7 +246,7 @@ class DumpSource(PacketReader):
         """COM_REGISTER_SLAVE so the source lists us in SHOW SLAVE HOSTS."""
         host = b"mts-applier"
         payload = (
-            struct.pack("<I", self.cfg.server_id)
+            struct.pack("<I", self.server_id)
             + bytes([len(host)])
             + host
             + b"\x00\x00"  # user, password: not reported
@@ -295,10 +303,17 @@ class DumpSource(PacketReader):
             raise EndOfBinlog()
         raise SourceDisconnected("source sent EOF on the dump connection")
 
+    def _same_id(self, msg: str) -> str:
+        return (f"source {self.cfg.describe()} has another binlog dump with server_id {self.server_id} "
+                f"({msg}): our previous connection, not yet noticed gone (retried), or another "
+                "replica: give each its own [source] server_id")
+
     def _error(self, pkt: bytes) -> None:
         code = pkt[1] | pkt[2] << 8
         msg = pkt[9:].decode(errors="replace") if pkt[3:4] == b"#" else pkt[3:].decode(errors="replace")
         where = f"source {self.cfg.describe()}"
+        if code == codes.ER_SLAVE_SAME_ID:
+            raise SourceDisconnected(self._same_id(msg))
         if code == codes.ER_MASTER_FATAL_ERROR_READING_BINLOG:
             low = msg.lower()
             if any(w in low for w in ("bogus data", "middle of event", "exceeded max_allowed_packet",

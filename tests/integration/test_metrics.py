@@ -60,6 +60,15 @@ def test_metrics_move_under_load_and_settle_when_caught_up(source, target, dbnam
                 assert time.monotonic() < deadline and app.proc.poll() is None, app.describe()
                 time.sleep(0.2)
         workload.run(sc, dbname, "uniform", 1500, 4, tables=2, rows=300)
+        # `applier status` of a running applier with [metrics] listen: its live figures
+        out = run_cli("status", "--json", "--config", str(path))
+        assert out.returncode == 0, out.stderr
+        live = json.loads(out.stdout)["live"]
+        assert live["listen"] == f"127.0.0.1:{port}" and not live["error"], live
+        assert len(live["in_flight"]) == 3 and live["rate"] is not None and live["rate"] >= 0, live
+        assert live["waiting"] is not None and live["transactions"] is not None, live
+        out = run_cli("status", "--config", str(path))
+        assert f"live (127.0.0.1:{port}):  " in out.stdout and "transactions/s" in out.stdout, out.stdout
         seen_lag = seen_queue = False
         deadline = time.monotonic() + 120
         while True:
@@ -83,6 +92,8 @@ def test_metrics_move_under_load_and_settle_when_caught_up(source, target, dbnam
     finally:
         app.signal(signal.SIGTERM, group=False)
         assert app.wait() == 0, app.describe()
+    out = run_cli("status", "--config", str(path))  # stopped: no live figures to read
+    assert "not running" in out.stdout and "live (" not in out.stdout, out.stdout
 
 
 def test_json_log_lines(source, target, dbname, tmp_path):

@@ -93,7 +93,7 @@ def decode_once(cfg: Config, flavor: str, start: BinlogPosition) -> dict[str, An
         intake = Intake(a, Filter(a, cfg.target.checkpoint_schema), tables, Weigher(conn))
         dispatcher = Dispatcher(InstantPool(workers), watermark, metrics)
         flow = Flow(intake, dispatcher, _CountingSerial(tables), watermark, metrics)
-        reader = DumpSource(cfg.source, flavor, non_blocking=True)
+        reader = DumpSource(cfg.source, flavor, non_blocking=True, server_id=0)
         started = time.perf_counter()
         try:
             reader.open(start)
