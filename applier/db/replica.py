@@ -9,6 +9,7 @@ REPLICA STATUS, STOP/START REPLICA, CHANGE REPLICATION SOURCE TO, gtid_executed.
 
 from __future__ import annotations
 
+import glob
 import socket
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import MySQLdb.cursors
 from ..config import ServerConfig
 from ..db import codes
 from ..db.sql import text
-from ..errors import TargetError
+from ..errors import ConfigError, TargetError
 
 STOP_SECONDS = 120.0  # how long STOP SLAVE may take to finish the group it applies
 
@@ -154,10 +155,18 @@ class Replica:
             index, datadir, server_id = cur.fetchone()
         finally:
             cur.close()
-        path = text(index)
-        if not path.startswith("/"):
-            path = text(datadir).rstrip("/") + "/" + path
-        return path, int(server_id)
+        datadir = text(datadir).rstrip("/")
+        if index:
+            path = text(index)
+            return (path if path.startswith("/") else f"{datadir}/{path}"), int(server_id)
+        # relay_log not set: MariaDB reports NULL and names the files after its default
+        # log base name (mysqld-relay-bin, or the host's name): the one index in datadir
+        found = sorted(glob.glob(f"{glob.escape(datadir)}/*relay-bin.index"))
+        if len(found) != 1:
+            raise ConfigError(
+                f"{self.where} has no relay_log setting and {len(found) or 'no'} relay log index files "
+                f"in {datadir}{': ' + ', '.join(found) if found else ''}: set [source] relay_log_index")
+        return found[0], int(server_id)
 
     def gtid_position(self) -> str:
         """MariaDB: gtid_slave_pos; MySQL: gtid_executed."""
