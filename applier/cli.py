@@ -203,7 +203,7 @@ def check(config_path, databases, chunk_rows) -> None:
         cfg = _load(config_path)
         report = run_check(cfg.source, cfg.target, databases=databases or cfg.apply.databases,
                            ignore_databases=(*cfg.apply.ignore_databases, cfg.target.checkpoint_schema),
-                           chunk_rows=chunk_rows)
+                           chunk_rows=chunk_rows, apply=cfg.apply)
     except ApplierError as e:
         _fail(e)
     click.echo(str(report))
@@ -264,9 +264,14 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 
 
 @main.command()
-@click.option("--workload", default="uniform", show_default=True,
-              type=click.Choice(["uniform", "hot", "single", "big", "oltp_write_only", "oltp_insert"]))
-@click.option("--transactions", type=int, help="Backlog size [default: 20000, --quick 2000].")
+@click.option("--workload",
+              type=click.Choice(["uniform", "hot", "single", "big", "updates", "oltp_write_only",
+                                 "oltp_insert"]),
+              help="What the source runs [default: uniform; --steady: updates, two rows' "
+                   "counters + a ledger row per transaction, --steady only].")
+@click.option("--transactions", type=int,
+              help="Backlog size (--steady N%: native single's reference backlog) "
+                   "[default: 20000, --quick 2000].")
 @click.option("--workers", callback=_int_list, help="Applier worker counts [default: 1,4,8].")
 @click.option("--policies", callback=_name_list, help="Applier policies [default: writeset].")
 @click.option("--native-threads", callback=_int_list,
@@ -281,14 +286,47 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
 @click.option("--commit-order", is_flag=True,
               help="The applier contenders run with preserve_commit_order = true.")
+@click.option("--steady", metavar="RATE",
+              help="Steady state instead of catch-up: the source runs RATE transactions/s (200) "
+                   "or RATE% of native single's catch-up rate (70%: measured first) while each "
+                   "contender applies live; lag p50/p99/max, pt-heartbeat style.")
+@click.option("--seconds", type=float,
+              help="--steady: the load phase per contender [default: 60, --quick 10].")
+@click.option("--connections", type=int,
+              help="--steady: source connections of the load [default: 4].")
+@click.option("--files", is_flag=True,
+              help="Also binlog files as the source: the mariadb-binlog | mariadb pipe, `applier "
+                   "replay` and relay-log mode, on the same backlog (vs pipe column).")
 @click.option("--quick", is_flag=True, help="A small smoke run (about a minute).")
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
-          out, commit_order, quick, keep, no_progress) -> None:
-    """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG."""
+          out, commit_order, steady, seconds, connections, files, quick, keep, no_progress) -> None:
+    """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG.
+
+    With --steady: replica lag while the source runs at a fixed rate (steady.json,
+    steady.md, steady.png)."""
     from pathlib import Path
 
+    if steady is not None:
+        from .harness.bench.steady import parse_rate
+
+        try:
+            parse_rate(steady)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--steady") from None
+        if seconds is not None and seconds <= 0:
+            raise click.BadParameter("must be positive", param_hint="--seconds")
+        if connections is not None and connections < 1:
+            raise click.BadParameter("must be positive", param_hint="--connections")
+        if files:
+            raise click.BadParameter("not with --steady", param_hint="--files")
+    elif seconds is not None or connections is not None:
+        raise click.BadParameter("only with --steady",
+                                 param_hint="--seconds" if seconds is not None else "--connections")
+    elif workload == "updates":
+        raise click.BadParameter("updates: only with --steady", param_hint="--workload")
+    workload = workload or ("updates" if steady is not None else "uniform")
     missing = _missing_bench_modules()
     if missing:
         _fail(ApplierError(_bench_extra_message(missing)))
@@ -296,7 +334,8 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
 
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
-          "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order}
+          "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order,
+          "files": files}
     for p in policies or ():
         if p not in config_mod.POLICIES:
             raise click.BadParameter(f"{p!r}: one of {', '.join(config_mod.POLICIES)}", param_hint="--policies")
@@ -305,7 +344,13 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
             opts = BenchOptions.quick(**kw)
         else:
             opts = BenchOptions(**{k: v for k, v in kw.items() if v is not None})
-        report = run_bench(opts, say=click.echo, progress=not no_progress)
+        if steady is not None:
+            from .harness.bench.steady import SteadySpec, run_steady
+
+            spec = SteadySpec(steady, seconds or (10.0 if quick else 60.0), connections or 4)
+            report = run_steady(opts, spec, say=click.echo, progress=not no_progress)
+        else:
+            report = run_bench(opts, say=click.echo, progress=not no_progress)
     except ApplierError as e:
         _fail(e)
     except ModuleNotFoundError as e:  # an extra's module imported late (checked above)
@@ -314,6 +359,13 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
         _fail(ApplierError(_bench_extra_message((e.name or "",))))
     click.echo("")
     click.echo(report.table())
+    if steady is not None:
+        click.echo("")
+        click.echo(report.summary())
+        click.echo(f"\nwrote {opts.out / 'steady.json'}, {opts.out / 'steady.md'} and {opts.out / 'steady.png'}")
+        if not (all(r.check_ok for r in report.runs) and report.final_check.get("ok")):
+            sys.exit(Divergence.exit_code)
+        return
     click.echo(f"\nwrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")
     if not all(r.check_ok for r in report.runs):
         sys.exit(Divergence.exit_code)

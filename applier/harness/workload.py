@@ -7,8 +7,10 @@ one never applied leaves a row missing, so `check` shows either.
 
 Kinds: ``uniform`` (oltp_write_only-like: index update, non-index update, delete +
 re-insert), ``hot`` (all connections update the same few rows), ``insert`` (inserts
-only), ``big`` (uniform plus a few transactions of ``big_rows`` rows).
-Every loop is bounded by the transaction count.
+only), ``big`` (uniform plus a few transactions of ``big_rows`` rows), ``updates``
+(one UPDATE of two random rows' counters: the steady bench's default).
+Every loop is bounded by the transaction count (``run``) or by time (``run_paced``:
+a fixed rate, for ``applier bench --steady``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..config import ServerConfig
 from ..db import codes
 from ..db.connect import connect
 
-KINDS = ("uniform", "hot", "insert", "big")
+KINDS = ("uniform", "hot", "insert", "big", "updates")
 
 
 def _filler(rng: random.Random, n: int) -> str:
@@ -121,33 +123,114 @@ def _client(server, db, kind, run_id, idx, count, tables, rows, big_rows, rng: r
 
 def _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
     cur = conn.cursor()
-    q = f"`{db}`"
     for seq in range(count):
-        state = rng.getstate()
-        for attempt in range(20):  # the source itself may deadlock: retry like a client would
-            try:
-                t = rng.randrange(1, tables + 1)
-                table = f"{q}.sbtest{t}"
-                if kind == "hot":
-                    for _ in range(2):
-                        cur.execute(f"UPDATE {table} SET n = n + 1, k = k + 1 WHERE id = %s", (rng.randrange(1, 4),))
-                elif kind == "insert":
-                    cur.execute(f"INSERT INTO {table} (k, c, pad) VALUES (%s, %s, %s)",
-                                (rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
-                else:
-                    cur.execute(f"UPDATE {table} SET k = k + 1, n = n + 1 WHERE id = %s", (rng.randrange(1, rows + 1),))
-                    cur.execute(f"UPDATE {table} SET c = %s WHERE id = %s", (_filler(rng, 120), rng.randrange(1, rows + 1)))
-                    rid = rng.randrange(1, rows + 1)
-                    cur.execute(f"DELETE FROM {table} WHERE id = %s", (rid,))
-                    cur.execute(f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
-                                (rid, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
-                    if kind == "big" and seq % max(1, count // 2) == 0:
-                        cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id <= %s", (big_rows,))
-                cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s, %s)", (run_id, idx, seq))
-                conn.commit()
-                break
-            except MySQLdb.OperationalError as e:
-                conn.rollback()
-                if codes.code_of(e) not in codes.RETRYABLE or attempt == 19:
-                    raise
-                rng.setstate(state)
+        big = kind == "big" and seq % max(1, count // 2) == 0
+        _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows, big, rng)
+
+
+def _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows, big: bool,
+                 rng: random.Random) -> None:
+    """One transaction of ``kind`` and its ledger row, committed (retried on deadlock)."""
+    q = f"`{db}`"
+    state = rng.getstate()
+    for attempt in range(20):  # the source itself may deadlock: retry like a client would
+        try:
+            t = rng.randrange(1, tables + 1)
+            table = f"{q}.sbtest{t}"
+            if kind == "hot":
+                for _ in range(2):
+                    cur.execute(f"UPDATE {table} SET n = n + 1, k = k + 1 WHERE id = %s", (rng.randrange(1, 4),))
+            elif kind == "insert":
+                cur.execute(f"INSERT INTO {table} (k, c, pad) VALUES (%s, %s, %s)",
+                            (rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
+            elif kind == "updates":
+                a = rng.randrange(1, rows + 1)
+                b = rng.randrange(1, rows)  # two distinct rows (rows >= 2)
+                if b >= a:
+                    b += 1
+                # one statement: IN locks the two rows in key order, so clients never deadlock
+                cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id IN (%s, %s)", (a, b))
+            else:
+                cur.execute(f"UPDATE {table} SET k = k + 1, n = n + 1 WHERE id = %s", (rng.randrange(1, rows + 1),))
+                cur.execute(f"UPDATE {table} SET c = %s WHERE id = %s", (_filler(rng, 120), rng.randrange(1, rows + 1)))
+                rid = rng.randrange(1, rows + 1)
+                cur.execute(f"DELETE FROM {table} WHERE id = %s", (rid,))
+                cur.execute(f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
+                            (rid, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
+                if big:
+                    cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id <= %s", (big_rows,))
+            cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s, %s)", (run_id, idx, seq))
+            conn.commit()
+            return
+        except MySQLdb.OperationalError as e:
+            conn.rollback()
+            if codes.code_of(e) not in codes.RETRYABLE or attempt == 19:
+                raise
+            rng.setstate(state)
+
+
+MAX_DEBT_SECONDS = 1.0  # a paced client this far behind its schedule drops the rest of the debt
+
+
+def run_paced(
+    server: ServerConfig,
+    db: str,
+    kind: str,
+    rate: float,
+    seconds: float,
+    connections: int = 4,
+    tables: int = 4,
+    rows: int = 1000,
+    big_rows: int = 20_000,
+    seed: int = 1,
+    stop: threading.Event | None = None,
+    timeline: list[float] | None = None,
+) -> WorkloadResult:
+    """``rate`` transactions/s in total for ``seconds``, from ``connections`` threads, each
+    on a fixed schedule (one transaction every ``connections / rate`` s, the threads
+    staggered). A client that falls behind (the source is slower than the rate) goes on
+    without sleeping, but never owes more than ``MAX_DEBT_SECONDS``: the result's
+    transaction count over its seconds is the rate the source actually reached.
+    ``stop`` ends it early; ``timeline`` gets the ``time.monotonic()`` of every commit."""
+    import time
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown workload {kind!r}; one of {', '.join(KINDS)}")
+    if rate <= 0 or seconds <= 0 or connections < 1:
+        raise ValueError("rate, seconds and connections must be positive")
+    interval = connections / rate
+    run_id = random.SystemRandom().randrange(2**31)
+    big_every = max(1, int(rate * seconds / connections) // 2)
+    done = [0] * connections
+    started = time.monotonic()
+    end = started + seconds
+    halt = stop or threading.Event()
+
+    def client(idx: int) -> None:
+        rng = random.Random(seed * 1000 + idx)
+        conn = connect(server, "source", autocommit=False)
+        try:
+            cur = conn.cursor()
+            due = started + interval * idx / connections
+            seq = 0
+            while not halt.is_set():
+                now = time.monotonic()
+                if due > now:
+                    if due >= end or halt.wait(due - now):
+                        break
+                elif now >= end:
+                    break
+                elif now - due > MAX_DEBT_SECONDS:
+                    due = now
+                _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows,
+                             kind == "big" and seq % big_every == 0, rng)
+                seq += 1
+                done[idx] = seq
+                if timeline is not None:
+                    timeline.append(time.monotonic())
+                due += interval
+        finally:
+            conn.close()
+
+    run_threads(client, connections, on_error=halt.set)
+    return WorkloadResult(sum(done), time.monotonic() - started)

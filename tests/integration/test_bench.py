@@ -42,3 +42,87 @@ def test_bench_quick(tmp_path):
     assert data["decode"]["tps"] > 0 and data["decode"]["transactions"] == 300
     assert (out / "bench.png").stat().st_size > 1000
     assert "decode only" in result.output and "native 1 thread" in result.output
+
+
+def test_bench_files_quick(tmp_path):
+    """`--files`: the same backlog as binlog files through the `mariadb-binlog | mariadb`
+    pipe and `applier replay`, and through relay-log mode: every one equal, the pipe the
+    reference of the vs pipe column."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["bench", "--quick", "--files", "--transactions", "300", "--workers", "2",
+         "--native-threads", "", "--out", str(out), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads((out / "bench.json").read_text())
+    runs = {(r["contender"], r["threads"]) for r in data["runs"]}
+    assert runs == {("pipe", 1), ("replay", 2), ("relay", 2), ("applier", 2)}
+    for r in data["runs"]:
+        assert not r["error"], r
+        assert r["check_ok"] and r["tps"] > 0, r
+        assert r["vs_pipe"] > 0, r
+    assert next(r for r in data["runs"] if r["contender"] == "pipe")["vs_pipe"] == 1.0
+    assert "mariadb-binlog | mariadb" in result.output and "vs pipe" in result.output
+    assert "relay-log 2 writeset" in result.output and "replay 2 writeset" in result.output
+
+
+def test_bench_steady_quick(tmp_path):
+    """`--steady`: the source runs at a fixed rate while each contender applies it live on
+    one replica target (switched with takeover/handback); every contender has lag
+    percentiles and an equal check, and the final `applier check` is equal."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["bench", "--steady", "200", "--seconds", "3", "--quick", "--workers", "2",
+         "--native-threads", "0", "--out", str(out), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads((out / "steady.json").read_text())
+    assert data["steady"]["rate_tps"] == 200 and data["steady"]["workload"] == "updates"
+    assert data["reference"] is None  # a rate in transactions/s: no catch-up reference
+    runs = {(r["contender"], r["threads"]) for r in data["runs"]}
+    assert runs == {("native", 0), ("applier", 2)}
+    for r in data["runs"]:
+        assert not r["error"], r
+        assert r["check_ok"], r
+        lag = r["lag"]
+        assert lag["samples"] >= 10, r
+        assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"], lag
+        assert isinstance(lag["bounded"], bool)
+        assert r["achieved_tps"] > 100, r  # paced at 200/s
+        assert r["series"], r
+    applier = next(r for r in data["runs"] if r["contender"] == "applier")
+    assert applier["applier_cpu_pct"] > 0 and applier["applier_peak_rss_mb"] > 0
+    assert data["final_check"]["ok"], data["final_check"]
+    assert (out / "steady.png").stat().st_size > 1000
+    assert "p99 lag s" in (out / "steady.md").read_text()
+    assert "native 1 thread" in result.output and "applier 2 writeset" in result.output
+
+
+def test_steady_rate_and_boundedness():
+    """The pure parts of `--steady`: RATE parsing and the lag statistics' definitions."""
+    import pytest
+
+    from applier.harness.bench.heartbeat import lag_stats, percentile
+    from applier.harness.bench.steady import parse_rate
+
+    assert parse_rate("200") == (200.0, False)
+    assert parse_rate(" 70% ") == (70.0, True)
+    assert parse_rate("1.5") == (1.5, False)
+    for bad in ("", "0", "-5", "70%%", "fast", "%"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([0, 10], 99) == pytest.approx(9.9)
+    ts = [i / 10 for i in range(200)]  # 20 s, 10 samples/s
+    steady = lag_stats([(t, 0.05 + 0.04 * ((t * 10) % 2)) for t in ts], 0, 20)
+    assert steady["bounded"] and steady["p50"] < 0.1 and abs(steady["growth"]) < 0.01
+    growing = lag_stats([(t, 0.05 + 0.25 * t) for t in ts], 0, 20)  # falls behind: 5 s at the end
+    assert not growing["bounded"] and growing["growth"] == pytest.approx(0.25, rel=0.01)
+    assert growing["end"] > 1.8 * growing["p50"]
+    # fell 4 s behind at once, then kept losing ground more slowly: a high median hides
+    # the end-vs-median test, the trend does not
+    early = lag_stats([(t, min(t, 4.0) + 0.1 * max(0.0, t - 4)) for t in ts], 0, 20)
+    assert early["end"] <= 1.5 * early["p50"] + 0.2 and not early["bounded"]
+    assert lag_stats([], 0, 1) == {"samples": 0}

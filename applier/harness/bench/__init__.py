@@ -51,11 +51,14 @@ from ...pipeline.coordinator import Coordinator
 from .. import sandbox, workload
 from .contenders import (
     apply_config,
+    copy_binlogs,
     fresh_target,
     run_applier_process,
     run_native,
+    run_pipe,
     server_cpu,
     settle,
+    start_io_thread,
 )
 from .decode import DECODE_RUNS, measure_decode
 from .report import BenchReport, RunResult, write
@@ -90,6 +93,7 @@ class BenchOptions:
     timeout: float = 900.0  # per contender
     keep: bool = False
     commit_order: bool = False  # the applier contenders run with preserve_commit_order
+    files: bool = False  # also the file sources: the mariadb-binlog | mariadb pipe, replay, relay-log
 
     @classmethod
     def quick(cls, **kw: Any) -> BenchOptions:
@@ -113,14 +117,19 @@ def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
         else:
             runs += [("native", n, mode) for mode in opts.native_modes]
     suffix = ORDERED if opts.commit_order else ""
-    runs += [("applier", w, p + suffix) for p in opts.policies for w in opts.workers]
+    kinds = ("replay", "relay", "applier") if opts.files else ("applier",)
+    if opts.files:
+        runs.append(("pipe", 1, "serial"))
+    runs += [(k, w, p + suffix) for k in kinds for p in opts.policies for w in opts.workers]
     return runs
 
 
 def _label(kind: str, threads: int, mode: str) -> str:
     if kind == "native":
         return "native 1 thread" if threads == 0 else f"native {threads} {mode}"
-    return f"applier {threads} {mode}"
+    if kind == "pipe":
+        return "mariadb-binlog | mariadb"
+    return {"replay": "replay", "relay": "relay-log"}.get(kind, "applier") + f" {threads} {mode}"
 
 
 def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchReport:
@@ -181,6 +190,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
         gen_seconds = time.perf_counter() - t0
         end = source.binlog_position()
         settle(source)
+        files = copy_binlogs(source, p0, end, base / "binlogs") if opts.files else []
         bar.update(1)
         # 3. decode ceiling
         bar.set_description("decode")
@@ -214,7 +224,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             label = _label(kind, threads, mode)
             bar.set_description(label)
             r = _one_run(
-                opts, source, snapshot, base / f"run{i}", kind, threads, mode, p0, end, backlog, db
+                opts, source, snapshot, base / f"run{i}", kind, threads, mode, p0, end, backlog, db, files
             )
             r.label = label
             report.runs.append(r)
@@ -227,8 +237,10 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             (r.tps for r in report.runs if r.contender == "native" and r.threads == 0 and r.tps),
             None,
         )
+        pipe = next((r.tps for r in report.runs if r.contender == "pipe" and r.tps), None)
         for r in report.runs:
             r.ratio = round(r.tps / native1, 2) if native1 and r.tps else None
+            r.vs_pipe = round(r.tps / pipe, 2) if pipe and r.tps else None
         write(report, opts.out)
         return report
     finally:
@@ -240,21 +252,29 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlog, db) -> RunResult:
+def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlog, db, files) -> RunResult:
     r = RunResult(kind, "", threads, mode)
     target = None
     try:
         target = fresh_target(snapshot, where, f"{kind}-{threads}", opts.durable)
         tcpu0, scpu0 = server_cpu(target), server_cpu(source)
-        if kind == "native":
+        if kind in ("native", "pipe"):
             t0 = time.perf_counter()
-            r.seconds = run_native(source, target, p0, end, threads, mode, opts.timeout)
+            r.seconds = (run_native(source, target, p0, end, threads, mode, opts.timeout) if kind == "native"
+                         else run_pipe(target, files, p0, where, opts.timeout))
             r.wall_seconds = time.perf_counter() - t0
         else:
-            res = run_applier_process(
-                apply_config(source, target, p0, threads, mode.removesuffix(ORDERED),
-                             ordered=mode.endswith(ORDERED)), where, opts.timeout
-            )
+            cfg = apply_config(source, target, p0, threads, mode.removesuffix(ORDERED),
+                               ordered=mode.endswith(ORDERED))
+            args: tuple[str, ...] = ("run",)
+            if kind == "replay":
+                args = ("replay", "--no-progress", *map(str, files))
+            elif kind == "relay":
+                # the IO thread fetches while the applier applies, as the native replica's does
+                cfg = cfg.with_overrides("source", mode="relay-log").with_overrides("apply", stop_at_end=False)
+                args = ("run", "--until-position", f"{end[0]}:{end[1]}")
+                start_io_thread(source, target, p0)
+            res = run_applier_process(cfg, where, opts.timeout, args)
             r.seconds = float(res["summary"]["seconds"])
             r.wall_seconds = res["wall"]
             r.applier_cpu_s = round(res["cpu"], 2)

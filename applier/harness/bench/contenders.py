@@ -157,8 +157,73 @@ def run_native(
     return seconds
 
 
-def run_applier_process(cfg: config.Config, workdir: Path, timeout: float) -> dict[str, Any]:
-    """``applier run --stop-at-end`` as a child; its summary, wall time, CPU and peak RSS."""
+def copy_binlogs(source: sandbox.LocalMariadb, start: tuple[str, int], end: tuple[str, int],
+                 where: Path) -> list[Path]:
+    """The source's binlog files from ``start``'s through ``end``'s, copied to ``where``
+    after a FLUSH BINARY LOGS (closed files, as a backup keeps them)."""
+    source.execute("FLUSH BINARY LOGS")
+    (basename,) = source.query("SELECT @@GLOBAL.log_bin_basename")[0]
+    basename = basename.decode() if isinstance(basename, bytes) else basename
+    names = [r[0].decode() if isinstance(r[0], bytes) else r[0] for r in source.query("SHOW BINARY LOGS")]
+    names = [n for n in names if start[0] <= n <= end[0]]
+    where.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        out.append(where / name)
+        shutil.copyfile(Path(basename).parent / name, out[-1])
+    return out
+
+
+def _client_file(target: sandbox.LocalMariadb, workdir: Path) -> Path:
+    """The client's connection options (the password among them) in a 0600 file, not on
+    a command line where `ps` shows them."""
+    path = workdir / "client.cnf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"[client]\nhost=127.0.0.1\nport={target.port}\nuser={target.user}\n"
+                f"password={target.password}\n")
+    return path
+
+
+def run_pipe(target: sandbox.LocalMariadb, files: list[Path], start: tuple[str, int], workdir: Path,
+             timeout: float) -> float:
+    """Seconds of the usual point-in-time recovery: ``mariadb-binlog --start-position=P
+    FILES | mariadb`` (one thread, one statement at a time)."""
+    decode = shutil.which("mariadb-binlog") or shutil.which("mysqlbinlog")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if decode is None or client is None:
+        raise ApplierError("mariadb-binlog and mariadb (package mariadb-client) are needed for the pipe")
+    cnf = _client_file(target, workdir)
+    started = time.perf_counter()
+    dump = subprocess.Popen([decode, f"--start-position={start[1]}", *map(str, files)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert dump.stdout is not None
+    load = subprocess.run([client, f"--defaults-extra-file={cnf}", "--binary-mode"], stdin=dump.stdout,
+                          capture_output=True, text=True, timeout=timeout)
+    dump.stdout.close()
+    err = dump.communicate(timeout=60)[1]
+    seconds = time.perf_counter() - started
+    if dump.returncode != 0 or load.returncode != 0:
+        raise ApplierError(f"mariadb-binlog | mariadb failed: {err.decode(errors='replace')[-1000:]}"
+                           f"{load.stderr[-1000:]}")
+    return seconds
+
+
+def start_io_thread(source: sandbox.LocalMariadb, target: sandbox.LocalMariadb, start: tuple[str, int]) -> None:
+    """Relay-log mode's set-up: the target a replica of ``source`` from ``start`` with
+    only its IO thread running."""
+    target.execute(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+        "MASTER_LOG_FILE=%s, MASTER_LOG_POS=%s, MASTER_USE_GTID=no",
+        (source.port, source.user, source.password, start[0], start[1]),
+    )
+    target.execute("START SLAVE IO_THREAD")
+
+
+def run_applier_process(cfg: config.Config, workdir: Path, timeout: float,
+                        args: tuple[str, ...] = ("run",)) -> dict[str, Any]:
+    """``applier run`` (``args``: the subcommand and its options, e.g. ``replay`` and its
+    files) as a child; its summary, wall time, CPU and peak RSS."""
     path = workdir / "applier.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # readable by us only, from the start
     with os.fdopen(fd, "w") as f:
@@ -166,7 +231,7 @@ def run_applier_process(cfg: config.Config, workdir: Path, timeout: float) -> di
     cpu0 = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "applier.cli", "run", "-c", str(path)],
+        [sys.executable, "-m", "applier.cli", args[0], "-c", str(path), *args[1:]],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -195,7 +260,7 @@ def run_applier_process(cfg: config.Config, workdir: Path, timeout: float) -> di
     wall = time.perf_counter() - started
     cpu = _children_cpu() - cpu0
     if proc.returncode != 0:
-        raise ApplierError(f"applier run exited with {proc.returncode}: {err.strip()[-2000:]}")
+        raise ApplierError(f"applier {args[0]} exited with {proc.returncode}: {err.strip()[-2000:]}")
     summary = json.loads(out.strip().splitlines()[-1])
     return {"summary": summary, "wall": wall, "cpu": cpu, "peak_rss": peak}
 
