@@ -286,6 +286,8 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
 @click.option("--commit-order", is_flag=True,
               help="The applier contenders run with preserve_commit_order = true.")
+@click.option("--verify-before-image", is_flag=True,
+              help="The applier contenders run with verify_before_image = true.")
 @click.option("--steady", metavar="RATE",
               help="Steady state instead of catch-up: the source runs RATE transactions/s (200) "
                    "or RATE% of native single's catch-up rate (70%: measured first) while each "
@@ -301,7 +303,8 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
-          out, commit_order, steady, seconds, connections, files, quick, keep, no_progress) -> None:
+          out, commit_order, verify_before_image, steady, seconds, connections, files, quick, keep,
+          no_progress) -> None:
     """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG.
 
     With --steady: replica lag while the source runs at a fixed rate (steady.json,
@@ -335,7 +338,7 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
           "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order,
-          "files": files}
+          "verify_before_image": verify_before_image, "files": files}
     for p in policies or ():
         if p not in config_mod.POLICIES:
             raise click.BadParameter(f"{p!r}: one of {', '.join(config_mod.POLICIES)}", param_hint="--policies")

@@ -126,3 +126,18 @@ def test_steady_rate_and_boundedness():
     early = lag_stats([(t, min(t, 4.0) + 0.1 * max(0.0, t - 4)) for t in ts], 0, 20)
     assert early["end"] <= 1.5 * early["p50"] + 0.2 and not early["bounded"]
     assert lag_stats([], 0, 1) == {"samples": 0}
+
+
+def test_plan_and_mode_suffixes():
+    """The contenders a bench runs, and an applier mode's suffixes back to its settings."""
+    from applier.harness.bench import BenchOptions, _plan, mode_parts
+
+    plan = _plan(BenchOptions(workers=(1, 4), native_threads=(0, 4), native_modes=("optimistic",),
+                              commit_order=True, verify_before_image=True))
+    assert plan == [("native", 0, "serial"), ("native", 4, "optimistic"),
+                    ("applier", 1, "writeset ordered verified"), ("applier", 4, "writeset ordered verified")]
+    assert mode_parts(plan[-1][2]) == ("writeset", True, True)
+    assert mode_parts("writeset verified") == ("writeset", False, True)
+    assert mode_parts("table") == ("table", False, False)
+    files = _plan(BenchOptions(workers=(2,), native_threads=(), files=True))
+    assert [k for k, _, _ in files] == ["pipe", "replay", "relay", "applier"]

@@ -72,7 +72,15 @@ BUILTIN = {  # name -> (workload kind, connections)
 SYSBENCH = ("oltp_write_only", "oltp_insert")
 WORKLOADS = (*BUILTIN, *SYSBENCH)
 NATIVE_MODES = ("conservative", "optimistic")
-ORDERED = " ordered"  # an applier contender's mode suffix: preserve_commit_order
+ORDERED = " ordered"  # an applier contender's mode suffixes: preserve_commit_order,
+VERIFIED = " verified"  # verify_before_image
+
+
+def mode_parts(mode: str) -> tuple[str, bool, bool]:
+    """An applier contender's mode -> (policy, preserve_commit_order, verify_before_image)."""
+    verified = mode.endswith(VERIFIED)
+    mode = mode.removesuffix(VERIFIED)
+    return mode.removesuffix(ORDERED), mode.endswith(ORDERED), verified
 DB = "bench"
 SYSBENCH_DB = "sbtest"
 
@@ -93,6 +101,7 @@ class BenchOptions:
     timeout: float = 900.0  # per contender
     keep: bool = False
     commit_order: bool = False  # the applier contenders run with preserve_commit_order
+    verify_before_image: bool = False  # ... and/or with verify_before_image
     files: bool = False  # also the file sources: the mariadb-binlog | mariadb pipe, replay, relay-log
 
     @classmethod
@@ -116,7 +125,7 @@ def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
             runs.append(("native", 0, "serial"))
         else:
             runs += [("native", n, mode) for mode in opts.native_modes]
-    suffix = ORDERED if opts.commit_order else ""
+    suffix = (ORDERED if opts.commit_order else "") + (VERIFIED if opts.verify_before_image else "")
     kinds = ("replay", "relay", "applier") if opts.files else ("applier",)
     if opts.files:
         runs.append(("pipe", 1, "serial"))
@@ -264,8 +273,8 @@ def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlo
                          else run_pipe(target, files, p0, where, opts.timeout))
             r.wall_seconds = time.perf_counter() - t0
         else:
-            cfg = apply_config(source, target, p0, threads, mode.removesuffix(ORDERED),
-                               ordered=mode.endswith(ORDERED))
+            policy, ordered, verified = mode_parts(mode)
+            cfg = apply_config(source, target, p0, threads, policy, ordered=ordered, verify=verified)
             args: tuple[str, ...] = ("run",)
             if kind == "replay":
                 args = ("replay", "--no-progress", *map(str, files))

@@ -66,6 +66,7 @@ def apply_config(
     policy: str = "writeset",
     *,
     ordered: bool = False,
+    verify: bool = False,
 ) -> config.Config:
     sc, tc = source.server_config(), target.server_config()
     return config.Config(
@@ -79,7 +80,7 @@ def apply_config(
         ),
         target=config.TargetConfig(host=tc.host, port=tc.port, user=tc.user, password=tc.password),
         apply=config.ApplyConfig(workers=workers, policy=policy, stop_at_end=True,
-                                 preserve_commit_order=ordered),
+                                 preserve_commit_order=ordered, verify_before_image=verify),
     )
 
 

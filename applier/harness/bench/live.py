@@ -145,7 +145,7 @@ class ApplierLive:
     """``applier takeover`` / ``run`` / ``handback`` with N workers and a policy."""
 
     def __init__(self, source: sandbox.LocalServer, target: sandbox.LocalServer, workers: int,
-                 policy: str, workdir: Path, *, ordered: bool = False) -> None:
+                 policy: str, workdir: Path, *, ordered: bool = False, verify: bool = False) -> None:
         self.target = target
         self._conn = None  # for applied(): the checkpoint table
         self.workdir = Path(workdir)
@@ -154,7 +154,8 @@ class ApplierLive:
         self.cfg = config.Config(
             source=config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password),
             target=config.TargetConfig(host=tc.host, port=tc.port, user=tc.user, password=tc.password),
-            apply=config.ApplyConfig(workers=workers, policy=policy, preserve_commit_order=ordered),
+            apply=config.ApplyConfig(workers=workers, policy=policy, preserve_commit_order=ordered,
+                                     verify_before_image=verify),
         )
         self.path = self.workdir / "applier.toml"
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # passwords: ours only

@@ -51,12 +51,12 @@ from .. import sandbox
 from . import (
     DB,
     NATIVE_MODES,
-    ORDERED,
     SYSBENCH,
     BenchOptions,
     _environment,
     _label,
     _plan,
+    mode_parts,
 )
 from .contenders import run_native, server_cpu
 from .heartbeat import Heartbeat, create_table, lag_stats
@@ -153,8 +153,9 @@ def run_steady(opts: BenchOptions, spec: SteadySpec, say=print, progress: bool =
             if kind == "native":
                 live = NativeLive(target, threads, mode)
             else:
-                live = ApplierLive(source, target, threads, mode.removesuffix(ORDERED), base / f"applier{i}",
-                                   ordered=mode.endswith(ORDERED))
+                policy, ordered, verified = mode_parts(mode)
+                live = ApplierLive(source, target, threads, policy, base / f"applier{i}",
+                                   ordered=ordered, verify=verified)
             r = SteadyRun(kind, label, threads, mode, rate=round(rate, 1))
             try:
                 _phase(r, live, load, rate, spec.seconds, source, target, hb, dbs, opts.timeout)
