@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from ..db.sql import escape
 from ..errors import DecodeError
+from .decimal import decimal_size, decimal_text
 
 SMALL_OBJECT, LARGE_OBJECT, SMALL_ARRAY, LARGE_ARRAY, LITERAL = 0, 1, 2, 3, 4
 INT16, UINT16, INT32, UINT32, INT64, UINT64, DOUBLE, STRING = 5, 6, 7, 8, 9, 10, 11, 12
@@ -54,7 +55,6 @@ F_NEWDECIMAL, F_TINY_BLOB, F_MEDIUM_BLOB, F_LONG_BLOB, F_BLOB = 246, 249, 250, 2
 F_VAR_STRING, F_STRING = 253, 254
 
 _DOUBLE = struct.Struct("<d")
-_DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _INT64_MAX = (1 << 63) - 1
 
 
@@ -286,36 +286,12 @@ def _shortest(x: float) -> tuple[str, int]:
 def _decimal_text(data: bytes) -> str:
     """A JSON DECIMAL (precision, scale, binary DECIMAL) -> its text, every scale digit."""
     precision, scale = data[0], data[1]
-    intg, frac = precision - scale, scale
-    if intg < 0 or precision == 0:
+    if scale > precision or precision == 0:
         raise DecodeError(f"JSON DECIMAL with precision {precision} and scale {scale}")
-    size = (intg // 9) * 4 + _DIG2BYTES[intg % 9] + (frac // 9) * 4 + _DIG2BYTES[frac % 9]
-    raw = bytearray(data[2 : 2 + size])
-    if len(raw) != size:
+    size = decimal_size(precision, scale)
+    if len(data) < 2 + size:
         raise DecodeError("JSON DECIMAL value is truncated")
-    negative = not raw[0] & 0x80
-    raw[0] ^= 0x80
-    if negative:
-        raw = bytearray(b ^ 0xFF for b in raw)
-    p = 0
-    parts = []
-    lead = _DIG2BYTES[intg % 9]
-    if lead:
-        parts.append(str(int.from_bytes(raw[p : p + lead], "big")))
-        p += lead
-    for _ in range(intg // 9):
-        parts.append(f"{int.from_bytes(raw[p : p + 4], 'big'):09d}")
-        p += 4
-    text = "".join(parts).lstrip("0") or "0"
-    fparts = []
-    for _ in range(frac // 9):
-        fparts.append(f"{int.from_bytes(raw[p : p + 4], 'big'):09d}")
-        p += 4
-    if frac % 9:
-        n = _DIG2BYTES[frac % 9]
-        fparts.append(f"{int.from_bytes(raw[p : p + n], 'big'):0{frac % 9}d}")
-    if frac:
-        text += "." + "".join(fparts)
+    negative, text = decimal_text(data[2 : 2 + size], precision, scale)
     if negative and any(c not in "0." for c in text):
         text = "-" + text
     return text

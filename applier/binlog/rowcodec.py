@@ -29,6 +29,7 @@ from ..db.sql import escape
 from ..errors import DecodeError
 from . import mysqljson
 from . import tablemap as s
+from .decimal import decimal_size, decimal_text
 from .events import DELETE, UPDATE, packed_int
 
 NULL = b"NULL"
@@ -49,7 +50,6 @@ K_JSON_TEXT = 20
 K_TEXT_JSON = 21
 
 _INT_SIZES = {s.T_TINY: 1, s.T_SHORT: 2, s.T_INT24: 3, s.T_LONG: 4, s.T_LONGLONG: 8}
-_DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _HIRES_TIME_BYTES = (3, 4, 4, 5, 5, 5, 6)  # MariaDB Type_handler_time::hires_bytes
 _HIRES_DATETIME_BYTES = (5, 6, 6, 7, 7, 7, 8)  # Type_handler_datetime::hires_bytes
 _TIME_HIRES_ZERO = 3020400  # (TIME_MAX_VALUE_SECONDS + 1): stored value of 00:00:00, per 10**fsp
@@ -98,9 +98,7 @@ def column_codec(btype: int, meta: int, col: dbs.Column | None) -> ColumnCodec:
         return ColumnCodec(K_DOUBLE, 8, True, b"", 0, 0, 0)
     if btype == s.T_NEWDECIMAL:
         precision, scale = meta & 0xFF, meta >> 8
-        intg, frac = precision - scale, scale
-        size = (intg // 9) * 4 + _DIG2BYTES[intg % 9] + (frac // 9) * 4 + _DIG2BYTES[frac % 9]
-        return ColumnCodec(K_DECIMAL, size, True, b"", 0, precision, scale)
+        return ColumnCodec(K_DECIMAL, decimal_size(precision, scale), True, b"", 0, precision, scale)
     if btype == s.T_YEAR:
         return ColumnCodec(K_YEAR, 1, False, b"", 0, 0, 0)
     if btype in (s.T_DATE, s.T_NEWDATE):
@@ -166,30 +164,7 @@ def build_plan(tmap: s.TableMap, schema: dbs.TableSchema | None) -> RowPlan:
 
 
 def _decimal(buf: bytes, pos: int, c: ColumnCodec) -> bytes:
-    raw = bytearray(buf[pos : pos + c.size])
-    negative = not raw[0] & 0x80
-    raw[0] ^= 0x80
-    if negative:
-        raw = bytearray(b ^ 0xFF for b in raw)
-    intg, frac = c.precision - c.scale, c.scale
-    p = 0
-    digits = []
-    lead = _DIG2BYTES[intg % 9]
-    if lead:
-        digits.append(str(int.from_bytes(raw[p : p + lead], "big")))
-        p += lead
-    for _ in range(intg // 9):
-        digits.append(f"{int.from_bytes(raw[p : p + 4], 'big'):09d}")
-        p += 4
-    int_text = "".join(digits).lstrip("0") or "0"
-    fparts = []
-    for _ in range(frac // 9):
-        fparts.append(f"{int.from_bytes(raw[p : p + 4], 'big'):09d}")
-        p += 4
-    tail = frac % 9
-    if tail:
-        fparts.append(f"{int.from_bytes(raw[p : p + _DIG2BYTES[tail]], 'big'):0{tail}d}")
-    text = int_text + ("." + "".join(fparts) if frac else "")
+    negative, text = decimal_text(buf[pos : pos + c.size], c.precision, c.scale)
     return (("-" + text) if negative else text).encode()
 
 
