@@ -57,3 +57,31 @@ def text(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "replace")
     return "" if value is None else str(value)
+
+
+def like_regex(pattern: str, *, fold: bool = False) -> tuple[re.Pattern[str], str | None]:
+    """An SQL LIKE pattern (``%`` any run, ``_`` one character, ``\\`` escapes the next)
+    -> (a regex for ``fullmatch``, the pattern's text when it has no wildcard, else
+    None). ValueError for a lone ``\\`` at the end. ``fold``: case-insensitive."""
+    out: list[str] = []
+    literal: list[str] = []
+    wild = False
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 == n:
+                raise ValueError("ends with a lone \\ (it escapes the next character)")
+            out.append(re.escape(pattern[i + 1]))
+            literal.append(pattern[i + 1])
+            i += 2
+            continue
+        if c in "%_":
+            out.append(".*" if c == "%" else ".")
+            wild = True
+        else:
+            out.append(re.escape(c))
+            literal.append(c)
+        i += 1
+    regex = re.compile("".join(out), re.S | (re.I if fold else 0))
+    return regex, None if wild else "".join(literal)

@@ -96,6 +96,7 @@ from ..binlog.transactions import (
     Transaction,
     statement_changes,
 )
+from ..db.sql import like_regex
 
 if TYPE_CHECKING:
     from ..config import ApplyConfig
@@ -120,35 +121,10 @@ def _lower(name: str) -> str:
 
 def _like(part: str, fold: bool) -> tuple[re.Pattern[str], str | None]:
     """A LIKE pattern part -> (regex, its literal text when it has no wildcard)."""
-    out: list[str] = []
-    literal: list[str] = []
-    wild = False
-    i, n = 0, len(part)
-    while i < n:
-        c = part[i]
-        if c == "\\":
-            if i + 1 == n:
-                raise ValueError("ends with a lone \\ (it escapes the next character)")
-            c = part[i + 1]
-            out.append(re.escape(c))
-            literal.append(c)
-            i += 2
-            continue
-        if c == "%":
-            out.append(".*")
-            wild = True
-        elif c == "_":
-            out.append(".")
-            wild = True
-        else:
-            out.append(re.escape(c))
-            literal.append(c)
-        i += 1
-    text = "".join(literal)
-    if not wild and len(text) > MAX_NAME:
+    regex, text = like_regex(part, fold=fold)
+    if text is not None and len(text) > MAX_NAME:
         raise ValueError(f"names {text!r}, longer than {MAX_NAME} characters (no database or table name is)")
-    regex = re.compile("".join(out), re.S | (re.I if fold else 0))
-    return regex, None if wild else (text.lower() if fold else text)
+    return regex, text.lower() if fold and text is not None else text
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,18 @@ logging off, missing replication grants, our ``server_id`` clashing with the sou
 log_bin_compress), the start file still on the source. MySQL's compressed transactions
 (binlog_transaction_compression) are read, and encrypted binlogs (binlog_encryption,
 MariaDB's encrypt_binlog) are fine: the dump connection sends them decrypted. A session
-can still change binlog_format, binlog_row_image, binlog_row_value_options or (MariaDB)
-nothing of compression: what it logs is refused when it arrives, naming the setting. ``inspect_target`` checks the target is reachable, writable and lets us
-create the checkpoint schema; ``check_tables_exist`` checks binlog tables exist there.
+can still change binlog_format, binlog_row_image or binlog_row_value_options: what it
+logs is refused when it arrives, naming the setting. ``inspect_target`` checks the
+target is reachable, writable and lets us create the checkpoint schema;
+``check_tables_exist`` checks binlog tables exist there.
 
 Every error is one line naming the server, the setting and what to do. Grants are read
-from ``SHOW GRANTS`` (plus the grants of roles granted to the user); ``ALL PRIVILEGES``
-on ``*.*`` counts for everything.
+by ``db.grants``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from ..binlog.position import file_base, file_number
 from ..config import ServerConfig, SourceConfig, TargetConfig
 from ..db import codes
 from ..db.connect import connect, flavor_and_version
+from ..db.grants import Grants
 from ..db.replica import Replica
 from ..db.sql import text as _text
 from ..errors import BinlogPurgedError, ConfigError, SchemaError, SourceError, TargetError
@@ -216,7 +216,7 @@ def _check_source_grants(conn, where: str, flavor: str, version: tuple[int, int,
         needed = [("REPLICATION SLAVE",), ("BINLOG MONITOR", "REPLICATION CLIENT")]
     else:
         needed = [("REPLICATION SLAVE",), ("REPLICATION CLIENT", "SUPER")]
-    grants = _Grants.read(conn)
+    grants = Grants.read(conn)
     missing = [alts[0] for alts in needed if not any(grants.has(p) for p in alts)]
     if missing:
         names = " and ".join(missing)
@@ -285,7 +285,7 @@ def inspect_target(target: TargetConfig, *, check_replica: bool = True) -> None:
         flavor, version = flavor_and_version(conn)
         var = _variables(conn, "read_only", "super_read_only",
                          "show_gipk_in_create_table_and_information_schema")
-        grants = _Grants.read(conn)
+        grants = Grants.read(conn)
         if var.get("show_gipk_in_create_table_and_information_schema", "ON").upper() in ("OFF", "0"):
             raise TargetError(
                 f"{where} has show_gipk_in_create_table_and_information_schema=OFF: its "
@@ -377,98 +377,6 @@ def check_tables_exist(target_conn, tables: Iterable[tuple[str, str]]) -> None:
         f"{len(missing)} tables are not on the target: {shown}: create them (same columns as "
         f"on the source) or leave their databases out of [apply] databases"
     )
-
-
-# ---- grants --------------------------------------------------------------------------------
-
-_IDENT = r"(?:\*|`(?:[^`]|``)*`|[^\s.`]+)"
-_GRANT_ON = re.compile(
-    rf"^GRANT (?P<privs>.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE BODY|PACKAGE) )?"
-    rf"(?P<db>{_IDENT})\.(?P<obj>{_IDENT}) TO ",
-    re.IGNORECASE,
-)
-_GRANT_ROLE = re.compile(r"^GRANT (?P<roles>.+?) TO ", re.IGNORECASE)
-_COLUMNS = re.compile(r"\s*\([^)]*\)")
-
-
-def _unquote(ident: str) -> str:
-    if ident.startswith("`") and ident.endswith("`"):
-        return ident[1:-1].replace("``", "`")
-    return ident
-
-
-def _db_pattern(pattern: str) -> re.Pattern[str]:
-    """A db-level grant's name as a regex: ``%`` and ``_`` are wildcards, ``\\`` escapes."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-class _Grants:
-    """Privileges from SHOW GRANTS: global ones and database-level ones (by name pattern)."""
-
-    def __init__(self, user: str) -> None:
-        self.user = user
-        self.global_privs: set[str] = set()
-        self.db_privs: list[tuple[re.Pattern[str], set[str]]] = []
-
-    @classmethod
-    def read(cls, conn) -> _Grants:
-        user = _text(_query(conn, "SELECT CURRENT_USER()")[0][0])
-        name, _, host = user.rpartition("@")
-        grants = cls(f"'{name}'@'{host}'" if name else user)
-        roles = grants._parse(_query(conn, "SHOW GRANTS"))
-        seen: set[str] = set()
-        while roles:  # privileges held through granted roles (and their roles)
-            role = roles.pop()
-            if role in seen:
-                continue
-            seen.add(role)
-            try:
-                rows = _query(conn, f"SHOW GRANTS FOR {role}")
-            except MySQLdb.Error:
-                continue
-            roles.extend(grants._parse(rows))
-        return grants
-
-    def _parse(self, rows) -> list[str]:
-        roles: list[str] = []
-        for (line,) in rows:
-            line = _text(line).strip()
-            m = _GRANT_ON.match(line)
-            if m:
-                privs = {p.strip().upper() for p in _COLUMNS.sub("", m.group("privs")).split(",")}
-                if "ALL" in privs:
-                    privs.add("ALL PRIVILEGES")
-                db, obj = m.group("db"), m.group("obj")
-                if db == "*" and obj == "*":
-                    self.global_privs |= privs
-                elif obj == "*":
-                    self.db_privs.append((_db_pattern(_unquote(db)), privs))
-                continue
-            if " ON " in line.upper():
-                continue  # PROXY and anything else we do not need
-            m = _GRANT_ROLE.match(line)
-            if m:
-                roles.extend(r.strip() for r in m.group("roles").split(",") if r.strip())
-        return roles
-
-    def has(self, priv: str, db: str | None = None) -> bool:
-        if priv in self.global_privs or "ALL PRIVILEGES" in self.global_privs:
-            return True
-        if db is None:
-            return False
-        return any(
-            pattern.match(db) and (priv in privs or "ALL PRIVILEGES" in privs)
-            for pattern, privs in self.db_privs
-        )
 
 
 # ---- helpers -----------------------------------------------------------------------------
