@@ -141,3 +141,25 @@ def test_plan_and_mode_suffixes():
     assert mode_parts("table") == ("table", False, False)
     files = _plan(BenchOptions(workers=(2,), native_threads=(), files=True))
     assert [k for k, _, _ in files] == ["pipe", "replay", "relay", "applier"]
+
+
+def test_steady_targets_say_what_was_shown():
+    """Above native single's catch-up rate the target needs native single to fall behind;
+    a source that could not reach the rate beside a contender is said."""
+    from applier.harness.bench.report import SteadyReport, SteadyRun
+
+    def run(contender, threads, p99, bounded, achieved):
+        return SteadyRun(contender, f"{contender} {threads}", threads, "m", achieved_tps=achieved,
+                         lag={"samples": 100, "p99": p99, "bounded": bounded})
+
+    def report(share, native_bounded, achieved):
+        rep = SteadyReport({}, {}, {"rate_tps": 1000.0 * share}, {"tps": 1000.0})
+        rep.runs = [run("native", 0, 0.6, native_bounded, 1000 * share), run("applier", 1, 0.2, True, achieved)]
+        return rep.targets()[0]
+
+    assert report(1.5, False, 1500)["verdict"] == "met"
+    shown = report(1.5, True, 1500)
+    assert shown["met"] and shown["verdict"].startswith("not shown")
+    short = report(0.7, True, 500)
+    assert short["verdict"].startswith("met; the source reached only 500 of 700 tx/s")
+    assert "summary" not in short
