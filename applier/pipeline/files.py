@@ -16,6 +16,7 @@ start position falls in them.
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 import time
 import zlib
@@ -142,9 +143,9 @@ class FileSource(PacketReader):
         f.seek(self.pos)
         data = f.read(CHUNK)
         n, p, framed = len(data), 0, 0
-        buf = self.buf
+        buf, view, checksum = self.buf, memoryview(data), self.checksum
         while n - p >= ev.HEADER_LEN:
-            size = int.from_bytes(data[p + 9 : p + 13], "little")
+            size = int.from_bytes(view[p + 9 : p + 13], "little")
             if size < ev.HEADER_LEN or size > MAX_EVENT:
                 raise SourceError(f"{where}: the event at offset {self.pos + p} has an impossible "
                                   f"size ({size} bytes): the file is corrupted")
@@ -152,13 +153,13 @@ class FileSource(PacketReader):
                 if p == 0 and size > CHUNK:  # one big event: read it whole
                     f.seek(self.pos)
                     data = f.read(size)
-                    n = len(data)
+                    n, view = len(data), memoryview(data)
                     if n < size:
                         break
                 else:
                     break
-            event = data[p : p + size]
-            if self.checksum and _crc(event) != int.from_bytes(event[-4:], "little"):
+            event = view[p : p + size]  # (no copy until it is appended to buf)
+            if checksum and not _crc_ok(event):
                 raise SourceError(f"{where}: the event at offset {self.pos + p} fails its CRC32 "
                                   "checksum: the file is corrupted")
             self._packet_out(buf, event)
@@ -171,15 +172,14 @@ class FileSource(PacketReader):
         self.read_bytes += p
         return framed > 0
 
-    def _packet_out(self, buf: bytearray, event: bytes) -> None:
+    def _packet_out(self, buf: bytearray, event) -> None:
         payload_len = len(event) + 1
         if payload_len < _MAX_PACKET:
-            buf += struct.pack("<I", payload_len | (self._seq & 0xFF) << 24)
-            buf += b"\0"
+            buf += (payload_len | (self._seq & 0xFF) << 24 | 0 << 32).to_bytes(5, "little")  # + the OK byte
             buf += event
             self._seq += 1
             return
-        payload = b"\0" + event  # 16 MiB and more: split as the protocol does
+        payload = b"\0" + bytes(event)  # 16 MiB and more: split as the protocol does
         while True:
             chunk, payload = payload[:_MAX_PACKET], payload[_MAX_PACKET:]
             buf += struct.pack("<I", len(chunk) | (self._seq & 0xFF) << 24) + chunk
@@ -191,12 +191,51 @@ class FileSource(PacketReader):
 LOG_EVENT_BINLOG_IN_USE_F = 0x1
 
 
-def _crc(event: bytes) -> int:
-    """An event's CRC32. A FormatDescription's is computed with the in-use flag clear: the
-    server sets and clears that flag in place while the file is open."""
+def _walk(info: FileInfo) -> tuple[int, str]:
+    """Every event of a file checked as ``FileSource`` reads it (sizes, CRC32s, types the
+    applier can read), without framing or decoding: (the last event's type, the file a
+    Rotate named last)."""
+    with open(info.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        view = memoryview(m)
+        try:
+            last, rotate, problem = _walk_view(view, 4 if info.checksum else 0)
+        finally:
+            view.release()  # (before the map closes: no slice of it is left)
+    if problem:
+        raise SourceError(f"binlog file {info.path}{problem}")
+    return last, rotate
+
+
+def _walk_view(view: memoryview, trailer: int) -> tuple[int, str, str]:
+    last, rotate, n, p = 0, "", len(view), 4
+    while p < n:
+        size = int.from_bytes(view[p + 9 : p + 13], "little") if n - p >= ev.HEADER_LEN else 0
+        if n - p < ev.HEADER_LEN or (ev.HEADER_LEN <= size <= MAX_EVENT and n - p < size):
+            return last, rotate, (f" ends inside an event at offset {p}: the file is truncated "
+                                  "(copied while the server was writing it?)")
+        if size < ev.HEADER_LEN or size > MAX_EVENT:
+            return last, rotate, (f": the event at offset {p} has an impossible size ({size} bytes): "
+                                  "the file is corrupted")
+        with view[p : p + size] as event:
+            if trailer and not _crc_ok(event):
+                return last, rotate, (f": the event at offset {p} fails its CRC32 checksum: the file "
+                                      "is corrupted")
+            last = event[4]
+            if last == ev.ROTATE:
+                rotate = bytes(event[ev.HEADER_LEN + 8 : size - trailer]).decode(errors="replace")
+        if last in ev.UNSUPPORTED:
+            return last, rotate, f" has event type {last} which the applier cannot decode: {ev.UNSUPPORTED[last]}"
+        p += size
+    return last, rotate, ""
+
+
+def _crc_ok(event) -> bool:
+    """An event (bytes or memoryview) matches its CRC32. A FormatDescription's is computed
+    with the in-use flag clear: the server sets and clears that flag in place while the
+    file is open."""
     if event[4] == ev.FORMAT_DESCRIPTION and event[17] & LOG_EVENT_BINLOG_IN_USE_F:
-        event = event[:17] + bytes([event[17] & ~LOG_EVENT_BINLOG_IN_USE_F]) + event[18:]
-    return zlib.crc32(event[:-4])
+        event = bytes(event[:17]) + bytes([event[17] & ~LOG_EVENT_BINLOG_IN_USE_F]) + bytes(event[18:])
+    return zlib.crc32(event[:-4]) == int.from_bytes(event[-4:], "little")
 
 
 class FileSequence:
@@ -226,21 +265,11 @@ class FileSequence:
         closing Rotate names the next file given: a truncated or corrupted file is
         refused before anything is applied."""
         for n, info in enumerate(self.files):
-            source = FileSource(info)
-            last = 0
-            try:
-                while True:
-                    source.fill(0)
-                    while (e := source.next_event()) is not None:
-                        last = e.type
-            except EndOfFile:
-                pass
-            finally:
-                source.close()
+            last, rotate = _walk(info)
             if n + 1 < len(self.files):
                 following = self.files[n + 1].name
-                if last == ev.ROTATE and source.file not in (info.name, following):
-                    raise ConfigError(f"binlog file {info.name} ends with a Rotate to {source.file}, but "
+                if last == ev.ROTATE and rotate not in (info.name, following):
+                    raise ConfigError(f"binlog file {info.name} ends with a Rotate to {rotate}, but "
                                       f"the next file given is {following}: give the files in order")
 
     def __getitem__(self, name: str) -> FileInfo:
