@@ -62,8 +62,10 @@ class ProcessPool:
         self.size = size
         self._outbox = ctx.Queue()
         # preserve_commit_order: tickets number the applied transactions in source order;
-        # workers commit ticket n only after ``turn`` (last committed ticket) is n - 1
-        self.turn = ctx.Value("q", 0) if apply.preserve_commit_order else None
+        # workers commit ticket n only after ``turn`` (last committed ticket) is n - 1.
+        # One worker commits its inbox in order anyway: it keeps the pipelined loop
+        # (bench --commit-order: 1,626 TPS with turns against ~4,500 without)
+        self.turn = ctx.Value("q", 0) if apply.preserve_commit_order and size > 1 else None
         self._procs: list = []
         self._inboxes: list = []
         for wid in range(1, size + 1):
