@@ -53,6 +53,12 @@ class StatementLog:
         return expect or 0
 
     def session(self, sql: bytes, what: str) -> None:
+        last = self.statements[-1] if self.statements else None
+        if what == _LENIENT and last is not None and last[2] == _STRICT:
+            # back to strict, then lenient again: stay lenient (one round trip less
+            # each; a batch of upserts of many tables has dozens of them)
+            self.statements.pop()
+            return
         self.statements.append((sql, SESSION_STATEMENT, what))
 
     def statement(self, stmt: Statement) -> None:
@@ -63,8 +69,11 @@ class StatementLog:
         return out
 
 
+_LENIENT, _STRICT = SQL_MODE + "lenient", SQL_MODE + "strict"
+
+
 def lenient(sink: StatementSink, sql: bytes, expect: int | None, what: str) -> None:
     """Run one statement in a lenient session (see ``tables.enum_zero``)."""
-    sink.session(f"SET SESSION sql_mode = '{LENIENT_SQL_MODE}'".encode(), SQL_MODE + "lenient")
+    sink.session(f"SET SESSION sql_mode = '{LENIENT_SQL_MODE}'".encode(), _LENIENT)
     sink.run(sql, expect, what)
-    sink.session(f"SET SESSION sql_mode = '{ROW_SQL_MODE}'".encode(), SQL_MODE + "strict")
+    sink.session(f"SET SESSION sql_mode = '{ROW_SQL_MODE}'".encode(), _STRICT)
