@@ -16,7 +16,6 @@ start position falls in them.
 from __future__ import annotations
 
 import logging
-import mmap
 import struct
 import time
 import zlib
@@ -193,40 +192,52 @@ LOG_EVENT_BINLOG_IN_USE_F = 0x1
 
 def _walk(info: FileInfo) -> tuple[int, str]:
     """Every event of a file checked as ``FileSource`` reads it (sizes, CRC32s, types the
-    applier can read), without framing or decoding: (the last event's type, the file a
-    Rotate named last)."""
-    with open(info.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        view = memoryview(m)
-        try:
-            last, rotate, problem = _walk_view(view, 4 if info.checksum else 0)
-        finally:
-            view.release()  # (before the map closes: no slice of it is left)
-    if problem:
-        raise SourceError(f"binlog file {info.path}{problem}")
-    return last, rotate
+    applier can read), without framing or decoding, CHUNK bytes at a time: (the last
+    event's type, the file a Rotate named last)."""
+    last, rotate, base, trailer = 0, "", 4, 4 if info.checksum else 0
+    buf = bytearray()
+    with open(info.path, "rb") as f:
+        f.seek(4)
+        while True:
+            data = f.read(CHUNK)
+            buf += data
+            with memoryview(buf) as view:
+                last, rotate, done, problem = _walk_view(view, trailer, last, rotate, base, not data)
+            if problem:
+                raise SourceError(f"binlog file {info.path}{problem}")
+            del buf[:done]
+            base += done
+            if not data:
+                return last, rotate
 
 
-def _walk_view(view: memoryview, trailer: int) -> tuple[int, str, str]:
-    last, rotate, n, p = 0, "", len(view), 4
+def _walk_view(view: memoryview, trailer: int, last: int, rotate: str, base: int,
+               at_end: bool) -> tuple[int, str, int, str]:
+    """The whole events at the start of ``view`` (file offset ``base``): (last type, last
+    Rotate's file, bytes walked, a problem or ""). ``at_end``: nothing follows ``view``."""
+    n, p = len(view), 0
     while p < n:
         size = int.from_bytes(view[p + 9 : p + 13], "little") if n - p >= ev.HEADER_LEN else 0
-        if n - p < ev.HEADER_LEN or (ev.HEADER_LEN <= size <= MAX_EVENT and n - p < size):
-            return last, rotate, (f" ends inside an event at offset {p}: the file is truncated "
-                                  "(copied while the server was writing it?)")
-        if size < ev.HEADER_LEN or size > MAX_EVENT:
-            return last, rotate, (f": the event at offset {p} has an impossible size ({size} bytes): "
-                                  "the file is corrupted")
+        if n - p >= ev.HEADER_LEN and not ev.HEADER_LEN <= size <= MAX_EVENT:
+            return last, rotate, p, (f": the event at offset {base + p} has an impossible size "
+                                     f"({size} bytes): the file is corrupted")
+        if n - p < ev.HEADER_LEN or n - p < size:
+            if at_end:
+                return last, rotate, p, (f" ends inside an event at offset {base + p}: the file is "
+                                         "truncated (copied while the server was writing it?)")
+            return last, rotate, p, ""  # the rest of it comes with the next chunk
         with view[p : p + size] as event:
             if trailer and not _crc_ok(event):
-                return last, rotate, (f": the event at offset {p} fails its CRC32 checksum: the file "
-                                      "is corrupted")
+                return last, rotate, p, (f": the event at offset {base + p} fails its CRC32 checksum: "
+                                         "the file is corrupted")
             last = event[4]
             if last == ev.ROTATE:
                 rotate = bytes(event[ev.HEADER_LEN + 8 : size - trailer]).decode(errors="replace")
         if last in ev.UNSUPPORTED:
-            return last, rotate, f" has event type {last} which the applier cannot decode: {ev.UNSUPPORTED[last]}"
+            return last, rotate, p, (f" has event type {last} which the applier cannot decode: "
+                                     f"{ev.UNSUPPORTED[last]}")
         p += size
-    return last, rotate, ""
+    return last, rotate, p, ""
 
 
 def _crc_ok(event) -> bool:
