@@ -2,7 +2,8 @@
 position, or from a native replica by `applier takeover`, is stopped at once (SIGTERM
 before anything is applied), after some work (SIGTERM) or killed -9 mid-way; a restart
 then catches up and the target equals the source (a ledger row per source transaction:
-nothing lost, nothing twice)."""
+nothing lost, nothing twice). On MySQL 9.7 too, from a file position and from a GTID
+set (takeover on MySQL: test_mysql_takeover.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from applier.harness import sandbox
 from tests.appliers import Applier, applied
 from tests.integration.test_cli_errors import run_cli
+from tests.integration.test_mysql_takeover import seed as mysql_seed
 from tests.integration.test_takeover import Load, caught_up, seed, wait_for
 from tests.support import assert_same, render_toml
 
@@ -66,6 +68,12 @@ def test_every_start_restarts(servers, tmp_path, dbname, start, stop):
     else:
         options = {"start_gtid": gtid}
     path = write_config(tmp_path / "applier.toml", source, target, dbname, options)
+    _first_run_then_restart(source, target, dbname, tmp_path, path, start, stop)
+    if start == "takeover":
+        target.execute("RESET SLAVE ALL")
+
+
+def _first_run_then_restart(source, target, dbname, tmp_path, path, start, stop) -> None:
     load = Load(source, dbname, count=1500, pause=0.001)
     try:
         if start == "takeover":
@@ -93,5 +101,15 @@ def test_every_start_restarts(servers, tmp_path, dbname, start, stop):
     assert again.wait(120) == 0, again.describe()
     assert_same(source, target, dbname)
     assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 1500
-    if start == "takeover":
-        target.execute("RESET SLAVE ALL")
+
+
+@pytest.mark.parametrize("stop", STOPS)
+@pytest.mark.parametrize("start", ("file", "gtid"))
+def test_every_start_restarts_on_mysql(mysql_source, mysql_target, tmp_path, dbname, start, stop):
+    source, target = mysql_source, mysql_target
+    begin = source.binlog_position()
+    options = ({"start_file": begin[0], "start_pos": begin[1]} if start == "file"
+               else {"start_gtid": source.gtid_position()})
+    mysql_seed(source, dbname)
+    path = write_config(tmp_path / "applier.toml", source, target, dbname, options)
+    _first_run_then_restart(source, target, dbname, tmp_path, path, start, stop)
