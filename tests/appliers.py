@@ -122,3 +122,19 @@ def applied(target, schema: str) -> int:
             return 0
         raise
     return int(rows[0][0])
+
+
+def wait_for(what: str, predicate, timeout: float, app: Applier | None = None, pause: float = 0.02):
+    """Poll ``predicate`` until it is truthy (its value) or ``timeout`` seconds are up; an
+    ``app`` that exits meanwhile fails the wait at once, with its output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if app is not None and app.proc.poll() is not None:
+            raise AssertionError(f"applier exited while waiting for {what}; {app.describe()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
+                                 + (f"; {app.describe()}" if app is not None else ""))
+        time.sleep(pause)

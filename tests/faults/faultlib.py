@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 from applier.harness import workload
 from applier.pipeline import checkpoint
+from tests import appliers
 from tests.appliers import Applier, applied
 from tests.support import assert_same, render_toml
 
@@ -64,18 +64,8 @@ def write(path: Path, secs: dict[str, dict]) -> Path:
 
 def wait_for(what: str, predicate, timeout: float = APPLY_SECONDS, app: Applier | None = None,
              pause: float = 0.02):
-    """Poll ``predicate`` until it is truthy (its value) or the time is up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if app is not None and app.proc.poll() is not None:
-            raise AssertionError(f"applier exited while waiting for {what}; {app.describe()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
-                                 + (f"; {app.describe()}" if app is not None else ""))
-        time.sleep(pause)
+    """``tests.appliers.wait_for`` bounded by APPLY_SECONDS."""
+    return appliers.wait_for(what, predicate, timeout, app, pause)
 
 
 def wait_applied(app: Applier, target, schema: str, at_least: int,

@@ -32,7 +32,7 @@ from applier.harness import workload
 from applier.harness.sandbox import LocalMariadb
 from applier.pipeline import checkpoint
 from applier.pipeline.session import Session
-from tests.appliers import Applier, applied
+from tests.appliers import Applier, applied, wait_for
 from tests.support import assert_same, render_toml
 
 UNIFORM = 4000  # transactions of the "uniform" workload in the main database
@@ -318,16 +318,7 @@ def _processlist_ids(server: LocalMariadb, like: str) -> list[int]:
 
 
 def _wait_for(what: str, predicate, timeout: float = APPLY_SECONDS, app: Applier | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if app is not None and app.proc.poll() is not None:
-            raise AssertionError(f"applier exited while waiting for {what}; {app.describe()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.01)
+    return wait_for(what, predicate, timeout, app, pause=0.01)
 
 
 def _has_column(server: LocalMariadb, db: str, table: str, column: str) -> bool:
