@@ -106,6 +106,11 @@ class DecodeError(ApplierError):
     exit_code = 6
 
 
+class MissingTableMap(DecodeError):
+    """A rows event whose TableMap is not in its transaction: what came before it in the
+    stream is missing (the reader lost the transaction's start)."""
+
+
 class WorkerDied(ApplierError):
     """A worker process exited unexpectedly; the checkpoint makes the run restartable."""
 

@@ -117,8 +117,8 @@ def applied(target, schema: str) -> int:
     """Transactions applied so far according to the checkpoint rows (0 before any)."""
     try:
         rows = target.query(f"SELECT COALESCE(SUM(transactions), 0) FROM `{schema}`.checkpoint")
-    except MySQLdb.ProgrammingError as e:
-        if e.args[0] in (1049, 1146):  # no checkpoint schema/table yet
+    except (MySQLdb.ProgrammingError, MySQLdb.OperationalError) as e:
+        if e.args[0] in (1049, 1146):  # no checkpoint schema/table yet (MySQL: OperationalError)
             return 0
         raise
     return int(rows[0][0])

@@ -38,7 +38,7 @@ from ..binlog.transactions import (
     changes_rows,
 )
 from ..config import ApplyConfig
-from ..errors import DecodeError, SourceError
+from ..errors import DecodeError, MissingTableMap, SourceError
 from .filters import Filter
 from .tables import Table, TableCache
 from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, table_key
@@ -298,7 +298,12 @@ class Intake:
 
     def _on_rows(self, cur: _Current, item: RowsEvent) -> Iterator[Item]:
         txn = cur.txn
-        body = txn.table_maps[item.table_id]
+        body = txn.table_maps.get(item.table_id)
+        if body is None:
+            raise MissingTableMap(
+                f"a rows event of table id {item.table_id} without its TableMap "
+                f"({self._where(txn, self.builder.pos)}): the events before it did not reach the applier"
+            )
         if not self.filter.rows(*table_of_map(body)):
             txn.items.pop()
             return

@@ -30,7 +30,7 @@ from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
 from ..db.replica import Replica, same_server
-from ..errors import ConfigError, SourceError, TargetError
+from ..errors import ConfigError, MissingTableMap, SourceError, TargetError
 from .files import EndOfFile, FileSource, inspect_file
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class RelayLogReading:
         source_file = start.file if start is not None else ""
         done: set[Path] = set()
         carry = b""
+        resyncs: dict[int, int] = {}  # watermark -> times read again from the oldest relay log
         while not flow.stop:
             pending = [f for f in self._files() if f not in done]
             if not pending:
@@ -128,8 +129,29 @@ class RelayLogReading:
                 carry = b""
                 w = flow.watermark
                 source_file = w.file
+            except MissingTableMap as e:
+                source_file = self._resync(flow, e, resyncs)
+                done.clear()
+                carry = b""
             finally:
                 reader.close()
+
+    @staticmethod
+    def _resync(flow: Flow, e: MissingTableMap, resyncs: dict[int, int]) -> str:
+        """A transaction's start went missing between two relay files: read again from the
+        oldest relay log, skipping what has committed (as after a restart). Twice at
+        the same position: the relay log itself lacks it, stop."""
+        flow.intake.abandon()
+        flow.serial.abandon()
+        flow.dispatcher.drain()
+        w = flow.watermark
+        resyncs[w.ordinal] = resyncs.get(w.ordinal, 0) + 1
+        if resyncs[w.ordinal] > 2:
+            raise e
+        log.warning("%s; reading the relay log again from its oldest file, from the applied "
+                    "position %s:%d", e, w.file, w.ordinal & 0xFFFFFFFF)
+        flow.skip_upto = max(flow.skip_upto, w.ordinal)
+        return w.file
 
     def _follower(self, flow: Flow, path: Path):
         """The file's end-of-data test: done once the index names a later file; at the

@@ -1005,3 +1005,22 @@ def test_partial_images_are_refused_alike(native, op) -> None:
     assert got.end[0] is SourceError
     assert "binlog_row_image=" in got.end[1] and "without c" in got.end[1]
     assert [k for k in got.kinds if k != "idle"] == (["native"] if native else ["routed"])
+
+
+@pytest.mark.parametrize("native_scan", [True, False])
+def test_rows_without_their_table_map_are_a_clean_error(native_scan: bool) -> None:
+    """A rows event whose TableMap never came (a reader that lost the start of the
+    transaction) stops with MissingTableMap naming the transaction, not a KeyError;
+    relay-log mode reads the relay log again on it (pipeline/relay.py)."""
+    from applier.errors import MissingTableMap
+
+    a, *_ = fixed_tables()
+    st_ = DumpStream(True)
+    dml(st_, a, [1])
+    st_.gtid()
+    st_.rows(INSERT, 2, simple_insert(a, [2]))  # no TableMap before it
+    st_.xid()
+    got = run(bytes(st_.data), True, [a], native_scan=native_scan)
+    assert got.kinds == ["native" if native_scan else "routed"]  # the whole transaction before it
+    assert got.end[0] is MissingTableMap, got.end
+    assert f"table id {a.table_id} without its TableMap" in got.end[1], got.end
