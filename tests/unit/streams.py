@@ -17,6 +17,7 @@ from applier.binlog import rowcodec as rc
 from applier.binlog import tablemap as s
 from applier.binlog.events import INSERT
 from applier.db import schema as dbs
+from applier.errors import SchemaError
 from applier.pipeline import writeset
 from tests.unit.binlog_encoders import enc_bitmap, enc_image, enc_packed_int, rows_body
 
@@ -304,3 +305,21 @@ def fixed_tables() -> list[TableDef]:
             TableDef(TEMPLATES["second"], 2**40 + 3, "db", "b"),
             TableDef(TEMPLATES["composite"], 12, "db2", "c"),
             TableDef(TEMPLATES["folded"], 13, "db", "d")]
+
+
+class Schemas:
+    """The SchemaCache a TableCache asks: the tests' tables, by (db, table)."""
+
+    def __init__(self, tables: list[TableDef]) -> None:
+        self.by_name = {(t.db, t.name): t.schema for t in tables}
+        self.asked: list[tuple[str, str]] = []
+
+    def get(self, db: str, table: str):
+        self.asked.append((db, table))
+        schema = self.by_name.get((db, table))
+        if schema is None:
+            raise SchemaError(f"table {db}.{table} from the source binlog is not on the target")
+        return schema
+
+    def invalidate(self) -> None:
+        pass

@@ -31,7 +31,7 @@ from applier.pipeline import writeset
 from applier.pipeline.filters import Filter, Rewrite, parse_rewrite, parse_table_pattern
 from applier.pipeline.intake import Intake
 from applier.pipeline.tables import TableCache
-from tests.unit.streams import STATUS, TEMPLATES, TableDef, dml, simple_insert
+from tests.unit.streams import STATUS, TEMPLATES, Schemas, TableDef, dml, simple_insert
 from tests.unit.streams import Stream as DumpStream
 
 CKPT = "mts_applier"
@@ -399,19 +399,6 @@ def test_config_accepts_filters_and_environment_lists() -> None:
 # -- 6. the table caches: rewritten TableMaps ----------------------------------------------------
 
 
-class Schemas:
-    def __init__(self, tables: list[TableDef]) -> None:
-        self.by_name = {(t.db, t.name): t.schema for t in tables}
-        self.asked: list[tuple[str, str]] = []
-
-    def get(self, db: str, table: str):
-        self.asked.append((db, table))
-        return self.by_name[(db, table)]
-
-    def invalidate(self) -> None:
-        pass
-
-
 def test_table_cache_rewrites_what_workers_write() -> None:
     src = TableDef(TEMPLATES["plain"], 7, "shop", "orders")
     dst = TableDef(TEMPLATES["plain"], 7, "copy", "orders")
@@ -442,7 +429,7 @@ def reading():
 
 def read_all(ti, data: bytes, targets: list[TableDef], cfg: ApplyConfig, native_scan: bool):
     cfg = dataclasses.replace(cfg, native_scan=native_scan)
-    intake = Intake(cfg, Filter(cfg, CKPT), TableCache(ti.Schemas(targets)), None)
+    intake = Intake(cfg, Filter(cfg, CKPT), TableCache(Schemas(targets)), None)
     result = ti.Run(intake)
     try:
         for item in intake.items(ti.make_source(data, False)):

@@ -62,6 +62,7 @@ from tests.unit.streams import (
     STATUS,
     TEMPLATES,
     Col,
+    Schemas,
     TableDef,
     Template,
     dml,
@@ -131,24 +132,6 @@ def make_source(data: bytes, checksum: bool, seed: int = 0, max_chunk: int = 1 <
     src.file = FILE1
     src._last_read = time.monotonic()
     return src
-
-
-class Schemas:
-    """The SchemaCache a TableCache asks: the tests' tables, by (db, table)."""
-
-    def __init__(self, tables: list[TableDef]) -> None:
-        self.by_name = {(t.db, t.name): t.schema for t in tables}
-        self.asked: list[tuple[str, str]] = []
-
-    def get(self, db: str, table: str):
-        self.asked.append((db, table))
-        schema = self.by_name.get((db, table))
-        if schema is None:
-            raise SchemaError(f"table {db}.{table} from the source binlog is not on the target")
-        return schema
-
-    def invalidate(self) -> None:
-        pass
 
 
 def make_intake(tables: list[TableDef], *, native_scan: bool, big_txn_rows: int = 10_000,
