@@ -146,8 +146,7 @@ class FileSource(PacketReader):
         while n - p >= ev.HEADER_LEN:
             size = int.from_bytes(view[p + 9 : p + 13], "little")
             if size < ev.HEADER_LEN or size > MAX_EVENT:
-                raise SourceError(f"{where}: the event at offset {self.pos + p} has an impossible "
-                                  f"size ({size} bytes): the file is corrupted")
+                raise _impossible(where, self.pos + p, size)
             if n - p < size:
                 if p == 0 and size > CHUNK:  # one big event: read it whole
                     f.seek(self.pos)
@@ -159,14 +158,12 @@ class FileSource(PacketReader):
                     break
             event = view[p : p + size]  # (no copy until it is appended to buf)
             if checksum and not _crc_ok(event):
-                raise SourceError(f"{where}: the event at offset {self.pos + p} fails its CRC32 "
-                                  "checksum: the file is corrupted")
+                raise _bad_crc(where, self.pos + p)
             self._packet_out(buf, event)
             p += size
             framed += 1
         if p == 0 and self.follow is None and n:
-            raise SourceError(f"{where} ends inside an event at offset {self.pos}: the file is "
-                              "truncated (copied while the server was writing it?)")
+            raise _truncated(where, self.pos)
         self.pos += p
         self.read_bytes += p
         return framed > 0
@@ -194,7 +191,8 @@ def _walk(info: FileInfo) -> tuple[int, str]:
     """Every event of a file checked as ``FileSource`` reads it (sizes, CRC32s, types the
     applier can read), without framing or decoding, CHUNK bytes at a time: (the last
     event's type, the file a Rotate named last)."""
-    last, rotate, base, trailer = 0, "", 4, 4 if info.checksum else 0
+    where, last, rotate, base = f"binlog file {info.path}", 0, "", 4
+    trailer = 4 if info.checksum else 0
     buf = bytearray()
     with open(info.path, "rb") as f:
         f.seek(4)
@@ -202,42 +200,51 @@ def _walk(info: FileInfo) -> tuple[int, str]:
             data = f.read(CHUNK)
             buf += data
             with memoryview(buf) as view:
-                last, rotate, done, problem = _walk_view(view, trailer, last, rotate, base, not data)
-            if problem:
-                raise SourceError(f"binlog file {info.path}{problem}")
+                last, rotate, done = _walk_view(view, where, trailer, last, rotate, base, not data)
             del buf[:done]
             base += done
             if not data:
                 return last, rotate
 
 
-def _walk_view(view: memoryview, trailer: int, last: int, rotate: str, base: int,
-               at_end: bool) -> tuple[int, str, int, str]:
+def _walk_view(view: memoryview, where: str, trailer: int, last: int, rotate: str, base: int,
+               at_end: bool) -> tuple[int, str, int]:
     """The whole events at the start of ``view`` (file offset ``base``): (last type, last
-    Rotate's file, bytes walked, a problem or ""). ``at_end``: nothing follows ``view``."""
+    Rotate's file, bytes walked). ``at_end``: nothing follows ``view``."""
     n, p = len(view), 0
     while p < n:
         size = int.from_bytes(view[p + 9 : p + 13], "little") if n - p >= ev.HEADER_LEN else 0
         if n - p >= ev.HEADER_LEN and not ev.HEADER_LEN <= size <= MAX_EVENT:
-            return last, rotate, p, (f": the event at offset {base + p} has an impossible size "
-                                     f"({size} bytes): the file is corrupted")
+            raise _impossible(where, base + p, size)
         if n - p < ev.HEADER_LEN or n - p < size:
             if at_end:
-                return last, rotate, p, (f" ends inside an event at offset {base + p}: the file is "
-                                         "truncated (copied while the server was writing it?)")
-            return last, rotate, p, ""  # the rest of it comes with the next chunk
+                raise _truncated(where, base + p)
+            return last, rotate, p  # the rest of it comes with the next chunk
         with view[p : p + size] as event:
             if trailer and not _crc_ok(event):
-                return last, rotate, p, (f": the event at offset {base + p} fails its CRC32 checksum: "
-                                         "the file is corrupted")
+                raise _bad_crc(where, base + p)
             last = event[4]
             if last == ev.ROTATE:
                 rotate = bytes(event[ev.HEADER_LEN + 8 : size - trailer]).decode(errors="replace")
         if last in ev.UNSUPPORTED:
-            return last, rotate, p, (f" has event type {last} which the applier cannot decode: "
-                                     f"{ev.UNSUPPORTED[last]}")
+            raise SourceError(f"{where} has event type {last} which the applier cannot decode: "
+                              f"{ev.UNSUPPORTED[last]}")
         p += size
-    return last, rotate, p, ""
+    return last, rotate, p
+
+
+def _impossible(where: str, offset: int, size: int) -> SourceError:
+    return SourceError(f"{where}: the event at offset {offset} has an impossible size ({size} bytes): "
+                       "the file is corrupted")
+
+
+def _bad_crc(where: str, offset: int) -> SourceError:
+    return SourceError(f"{where}: the event at offset {offset} fails its CRC32 checksum: the file is corrupted")
+
+
+def _truncated(where: str, offset: int) -> SourceError:
+    return SourceError(f"{where} ends inside an event at offset {offset}: the file is truncated "
+                       "(copied while the server was writing it?)")
 
 
 def _crc_ok(event) -> bool:

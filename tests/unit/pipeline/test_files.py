@@ -1,0 +1,86 @@
+"""Binlog files' check (pipeline/files.py ``_walk``) on files built here: events that
+cross the read chunks, the closing Rotate, and a truncated or corrupted file refused
+naming the file and the offset, as ``FileSource`` refuses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from applier.binlog import events as ev
+from applier.errors import SourceError
+from applier.pipeline import files
+from tests.unit.streams import event_bytes, query_body
+
+
+def _fde_body() -> bytes:
+    # version, server version, created, header length, post-header lengths, checksum alg
+    return b"\x04\x00" + b"10.11.6-MariaDB-log".ljust(50, b"\0") + b"\0" * 4 + bytes([19]) + b"\x00" * 40 + b"\x01"
+
+
+def write_binlog(path, n_events: int = 40) -> list[int]:
+    """A binlog with a FormatDescription, ``n_events`` BEGIN queries of ~300 bytes and a
+    closing Rotate; the events' offsets."""
+    out = bytearray(files.MAGIC)
+    offsets = []
+
+    def add(etype: int, body: bytes) -> None:
+        offsets.append(len(out))
+        out.extend(event_bytes(etype, body, ts=1, server_id=1, log_pos=len(out) + 19 + len(body) + 4,
+                               flags=0, checksum=True))
+
+    add(ev.FORMAT_DESCRIPTION, _fde_body())
+    for i in range(n_events):
+        add(ev.QUERY, query_body(b"BEGIN /* " + str(i).encode() * 80 + b" */"))
+    add(ev.ROTATE, (4).to_bytes(8, "little") + b"mysql-bin.000002")
+    path.write_bytes(bytes(out))
+    return offsets
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(files, "CHUNK", 1000)  # events cross chunk boundaries
+
+
+def test_walk_reads_across_chunks_to_the_closing_rotate(tmp_path, small_chunks):
+    path = tmp_path / "mysql-bin.000001"
+    write_binlog(path)
+    info = files.inspect_file(path)
+    assert info.checksum
+    assert files._walk(info) == (ev.ROTATE, "mysql-bin.000002")
+    source = files.FileSource(info)  # the reader agrees, event for event
+    seen = []
+    try:
+        while True:
+            source.fill(0)
+            while (e := source.next_event()) is not None:
+                seen.append(e.type)
+    except files.EndOfFile:
+        pass
+    finally:
+        source.close()
+    assert seen == [ev.FORMAT_DESCRIPTION] + [ev.QUERY] * 40 + [ev.ROTATE]
+
+
+def test_truncated_and_corrupted_files_name_the_offset(tmp_path, small_chunks):
+    path = tmp_path / "mysql-bin.000001"
+    offsets = write_binlog(path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut" / path.name
+    cut.parent.mkdir()
+    cut.write_bytes(data[:-7])
+    with pytest.raises(SourceError, match=rf"{cut} ends inside an event at offset {offsets[-1]}: the file is truncated"):
+        files._walk(files.inspect_file(cut))
+    bad = tmp_path / "bad" / path.name
+    bad.parent.mkdir()
+    raw = bytearray(data)
+    raw[offsets[20] + 30] ^= 0x40
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(SourceError, match=rf"{bad}: the event at offset {offsets[20]} fails its CRC32"):
+        files._walk(files.inspect_file(bad))
+    huge = tmp_path / "huge" / path.name
+    huge.parent.mkdir()
+    raw = bytearray(data)
+    raw[offsets[5] + 9 : offsets[5] + 13] = (3).to_bytes(4, "little")
+    huge.write_bytes(bytes(raw))
+    with pytest.raises(SourceError, match=rf"offset {offsets[5]} has an impossible size \(3 bytes\)"):
+        files._walk(files.inspect_file(huge))
