@@ -163,3 +163,17 @@ def test_steady_targets_say_what_was_shown():
     short = report(0.7, True, 500)
     assert short["verdict"].startswith("met; the source reached only 500 of 700 tx/s")
     assert "summary" not in short
+
+
+def test_private_files_are_the_owners_alone(tmp_path):
+    """Files holding passwords (sysbench options, client options, applier configs) are
+    0600 from their creation, whether named or temporary."""
+    import stat
+
+    from applier.harness.configfile import private_file
+
+    named = private_file("password=x\n", tmp_path / "client.cnf")
+    temp = private_file("password=y\n", prefix="mts-t-", suffix=".conf", directory=tmp_path)
+    for path, text in ((named, "password=x\n"), (temp, "password=y\n")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == text
+    assert temp.name.startswith("mts-t-") and temp.parent == tmp_path

@@ -49,6 +49,7 @@ from ...errors import ApplierError
 from ...ops.check import check
 from ...pipeline.coordinator import Coordinator
 from .. import sandbox, workload
+from ..configfile import private_file, sysbench_options
 from .contenders import (
     apply_config,
     copy_binlogs,
@@ -314,10 +315,7 @@ def _sysbench(test: str, server: sandbox.LocalMariadb, opts: BenchOptions, *args
         )
     # the connection options (the password among them) in a 0600 file, not on the
     # command line where `ps` shows them
-    fd, conf = tempfile.mkstemp(prefix="mts-sysbench-", suffix=".conf")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"db-driver=mysql\nmysql-host=127.0.0.1\nmysql-port={server.port}\n"
-                f"mysql-user={server.user}\nmysql-password={server.password}\nmysql-db={SYSBENCH_DB}\n")
+    conf = private_file(sysbench_options(server, SYSBENCH_DB), prefix="mts-sysbench-", suffix=".conf")
     cmd = [exe, test, f"--config-file={conf}", f"--tables={opts.tables}", f"--table-size={opts.rows}", *args]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)

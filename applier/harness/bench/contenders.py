@@ -19,7 +19,7 @@ import MySQLdb
 from ... import config
 from ...errors import ApplierError
 from .. import sandbox
-from ..configfile import config_toml
+from ..configfile import config_toml, private_file
 
 _CLK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -178,12 +178,8 @@ def copy_binlogs(source: sandbox.LocalMariadb, start: tuple[str, int], end: tupl
 def _client_file(target: sandbox.LocalMariadb, workdir: Path) -> Path:
     """The client's connection options (the password among them) in a 0600 file, not on
     a command line where `ps` shows them."""
-    path = workdir / "client.cnf"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"[client]\nhost=127.0.0.1\nport={target.port}\nuser={target.user}\n"
-                f"password={target.password}\n")
-    return path
+    return private_file(f"[client]\nhost=127.0.0.1\nport={target.port}\nuser={target.user}\n"
+                        f"password={target.password}\n", workdir / "client.cnf")
 
 
 def run_pipe(target: sandbox.LocalMariadb, files: list[Path], start: tuple[str, int], workdir: Path,
@@ -225,10 +221,7 @@ def run_applier_process(cfg: config.Config, workdir: Path, timeout: float,
                         args: tuple[str, ...] = ("run",)) -> dict[str, Any]:
     """``applier run`` (``args``: the subcommand and its options, e.g. ``replay`` and its
     files) as a child; its summary, wall time, CPU and peak RSS."""
-    path = workdir / "applier.toml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # readable by us only, from the start
-    with os.fdopen(fd, "w") as f:
-        f.write(config_toml(cfg))
+    path = private_file(config_toml(cfg), workdir / "applier.toml")
     cpu0 = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(

@@ -21,7 +21,6 @@ the bench process dies, and its workers die with it (their own PDEATHSIG).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -36,7 +35,7 @@ from ... import config
 from ...errors import ApplierError
 from ...pipeline import checkpoint
 from .. import sandbox
-from ..configfile import config_toml
+from ..configfile import config_toml, private_file
 from .contenders import _proc_cpu, _slave_status, _tree_rss
 
 STOP_SECONDS = 120.0  # for `applier run` to stop cleanly after SIGTERM
@@ -158,9 +157,7 @@ class ApplierLive:
                                      verify_before_image=verify),
         )
         self.path = self.workdir / "applier.toml"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # passwords: ours only
-        with os.fdopen(fd, "w") as f:
-            f.write(config_toml(self.cfg))
+        private_file(config_toml(self.cfg), self.path)
         self.log = self.workdir / "applier.log"
         self.proc: subprocess.Popen | None = None
         self._peak = 0

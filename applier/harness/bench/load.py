@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from ...errors import ApplierError
 from .. import workload
+from ..configfile import private_file, sysbench_options
 from . import DB, SYSBENCH_DB, BenchOptions, _sysbench
 from .live import spawn
 
@@ -79,11 +79,8 @@ class Load:
         exe = shutil.which("sysbench")
         if exe is None:
             raise ApplierError("sysbench is not installed (apt-get install -y sysbench)")
-        fd, conf = tempfile.mkstemp(prefix="mts-sysbench-", suffix=".conf", dir=self.base)
-        with os.fdopen(fd, "w") as f:  # the password in a 0600 file, not on the command line
-            f.write(f"db-driver=mysql\nmysql-host=127.0.0.1\nmysql-port={source.port}\n"
-                    f"mysql-user={source.user}\nmysql-password={source.password}\n"
-                    f"mysql-db={SYSBENCH_DB}\n")
+        conf = private_file(sysbench_options(source, SYSBENCH_DB), prefix="mts-sysbench-", suffix=".conf",
+                            directory=self.base)
         out = self.base / "sysbench.log"
         out.write_text("")
         proc = spawn([exe, self.kind, f"--config-file={conf}", f"--tables={self.opts.tables}",
