@@ -67,6 +67,7 @@ class Transaction:
     barrier: str = ""  # why this transaction must run alone ("" = parallel-safe)
     ticket: int = 0  # dispatch order number (the commit order with preserve_commit_order)
     payload: bytes = b""  # scanner transactions: table_maps + items, framed (see unpack_payload)
+    headless: bool = False  # its start was not read: the tail of one from before the first event
 
     @property
     def end_ordinal(self) -> int:
@@ -260,6 +261,13 @@ class TransactionBuilder:
         self.current = txn
         return txn
 
+    def _headless(self, e: ev.Event) -> Transaction:
+        """A TableMap, rows event or COMMIT with no transaction started: the reading began
+        inside a transaction (a relay log whose earlier file was deleted once applied)."""
+        txn = self._start("", e.timestamp)
+        txn.headless = True
+        return txn
+
     def whole(self, gtid: str, timestamp: int, end_pos: int, payload: bytes, rows: int) -> Transaction:
         """A whole transaction the native scanner read (it ends at ``end_pos`` in the
         current file); numbered like the ones ``add`` builds."""
@@ -284,7 +292,7 @@ class TransactionBuilder:
         t = e.type
         result = None
         if t in ev.ROWS_EVENTS or t == ev.TABLE_MAP:
-            txn = self.current or self._start("", e.timestamp)
+            txn = self.current or self._headless(e)
             self._in_group = True
             if t == ev.TABLE_MAP:
                 txn.table_maps[int.from_bytes(e.body[:6], "little")] = e.body
@@ -322,12 +330,16 @@ class TransactionBuilder:
                 self._start("", e.timestamp)
             self._in_group = True
             return None
+        ends = head.startswith(_COMMIT) or (head.startswith(_ROLLBACK) and b" TO " not in stmt.sql.upper())
         if self._in_group:
-            if head.startswith(_COMMIT) or (head.startswith(_ROLLBACK) and b" TO " not in stmt.sql.upper()):
+            if ends:
                 return self._finish(e)
             assert self.current is not None
             self.current.items.append(stmt)  # SAVEPOINT / ROLLBACK TO inside a transaction
             return None
+        if ends and self.current is None:  # the end of a transaction whose start was not read
+            self._headless(e)
+            return self._finish(e)
         txn = self.current or self._start("", e.timestamp)
         txn.items.append(stmt)
         return self._finish(e)

@@ -24,7 +24,7 @@ from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
 from ..db import codes
 from ..db.schema import SchemaCache
-from ..errors import ConfigError, TargetError, TargetLost, Unreachable
+from ..errors import ConfigError, MissingTableMap, TargetError, TargetLost, Unreachable
 from ..metrics import Metrics
 from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
@@ -61,6 +61,7 @@ class Flow:
         self.until = until
         self.applied_gtids: GtidPosition | None = None  # a file replay started by GTID: skip these
         self.skip_upto = 0  # a relay log read from its start: transactions ending here or before
+        self.tails_applied = False  # a relay log read from a GTID set: a headless tail was applied
         self._skipping = None  # a streamed transaction applied before (not applied again)
         self.stop = False
         self._next_progress = 0.0
@@ -137,8 +138,12 @@ class Flow:
 
     def _settled(self, txn) -> bool:
         """Register ``txn`` with the watermark; True if there is nothing to apply."""
+        if txn.headless:
+            self._headless(txn)
         self._register(txn)
-        if not txn.items and not txn.payload:
+        if txn.headless:
+            self.metrics.skipped_recovered += 1
+        elif not txn.items and not txn.payload:
             self.metrics.skipped_filtered += 1
         elif txn.end_ordinal in self.committed or txn.end_ordinal <= self.skip_upto or (
                 self.applied_gtids is not None and txn.gtid and txn.gtid in self.applied_gtids):
@@ -147,6 +152,24 @@ class Flow:
             return False
         self.watermark.done(txn.seq)
         return True
+
+    def _headless(self, txn) -> None:
+        """The tail of a transaction whose start was not read (a relay log's oldest file
+        begins inside it: the SQL thread deleted the file before once it had applied it).
+        Applied before if it ends at or before the start position, or (``tails_applied``)
+        when a relay log is read from a GTID set, with no position to compare: relay files
+        are deleted only once applied. Otherwise its start is lost: stop, never apply a
+        part of it nor skip it."""
+        if txn.end_ordinal in self.committed or txn.end_ordinal <= self.skip_upto:
+            return
+        if self.tails_applied:
+            log.info("skipped the tail of a transaction ending at %s:%d: its start is before the "
+                     "oldest relay log (applied before)", txn.file, txn.end_pos)
+            return
+        raise MissingTableMap(
+            f"the end of a transaction (at {txn.file}:{txn.end_pos}) came without its start "
+            f"(GTID, BEGIN, TableMaps), after the applied position: the events before it did "
+            "not reach the applier")
 
     def _applied_before(self, txn) -> bool:
         """A streamed transaction that starts (``end_ordinal`` until it ends) before the

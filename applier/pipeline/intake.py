@@ -298,6 +298,9 @@ class Intake:
 
     def _on_rows(self, cur: _Current, item: RowsEvent) -> Iterator[Item]:
         txn = cur.txn
+        if txn.headless:  # its start was not read: the coordinator skips it or stops
+            txn.items.pop()
+            return
         body = txn.table_maps.get(item.table_id)
         if body is None:
             raise MissingTableMap(

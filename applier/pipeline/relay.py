@@ -103,6 +103,7 @@ class RelayLogReading:
             flow.skip_upto = start.ordinal
         elif gtid:
             flow.applied_gtids = GtidPosition(gtid)
+            flow.tails_applied = True  # the oldest relay file may start inside an applied one
         source_file = start.file if start is not None else ""
         done: set[Path] = set()
         carry = b""

@@ -43,3 +43,27 @@ def test_a_transaction_dropped_by_reset_takes_no_sequence_number():
     assert (w.ordinal, w.gtid) == (2 << 32 | 500, "0-1-2")
     scanned = b.whole("0-1-3", 1, 600, b"", 0)  # the scanner numbers on alike
     assert scanned.seq == 3
+
+
+def query(sql: bytes, pos: int) -> ev.Event:
+    # thread id, exec time, db length 0, error code, no status variables, db "\0", text
+    return ev.Event(ev.QUERY, 1, 1, pos, 0, struct.pack("<IIBHH", 1, 0, 0, 0, 0) + b"\0" + sql)
+
+
+def test_the_tail_of_a_transaction_whose_start_was_not_read_is_headless():
+    """Reading that starts inside a transaction (a relay log whose earlier file the SQL
+    thread deleted): its rows events or its COMMIT come first. They make one headless
+    transaction (the coordinator skips it or stops), never a statement "COMMIT" nor a
+    transaction passed for whole; what follows numbers on as usual."""
+    b = TransactionBuilder()
+    b.add(table_map(100), FILE)
+    tail = b.add(xid(200), FILE)
+    assert tail.headless and tail.gtid == "" and tail.end_pos == 200
+    b.add(gtid(2, 300), FILE)
+    whole = b.add(xid(400), FILE)
+    assert not whole.headless and whole.seq == tail.seq + 1
+    b = TransactionBuilder()
+    tail = b.add(query(b"COMMIT", 500), FILE)  # a non-transactional table's BEGIN ... COMMIT
+    assert tail.headless and tail.items == [] and tail.end_pos == 500
+    ddl = b.add(query(b"CREATE TABLE t (a INT)", 600), FILE)
+    assert not ddl.headless and ddl.items[0].sql == b"CREATE TABLE t (a INT)"
