@@ -216,13 +216,16 @@ def check(config_path, databases, chunk_rows) -> None:
 @click.option("--connections", type=int, default=4, show_default=True)
 @click.option("--workers", type=int, default=4, show_default=True)
 @click.option("--policy", type=click.Choice(config_mod.POLICIES), default="writeset", show_default=True)
+@click.option("--flavor", type=click.Choice(("mariadb", "mysql")), default="mariadb", show_default=True,
+              help="The throwaway servers: the host's MariaDB, or MySQL 9.7 from the chroot "
+                   "scripts/bootstrap.sh makes.")
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
-def demo(transactions, connections, workers, policy, keep) -> None:
+def demo(transactions, connections, workers, policy, flavor, keep) -> None:
     """Run everything on throwaway local servers: workload, apply, check, summary."""
     from .harness.demo import run_demo
 
     try:
-        result = run_demo(transactions, connections, workers, policy, keep, say=click.echo)
+        result = run_demo(transactions, connections, workers, policy, keep, say=click.echo, flavor=flavor)
     except ApplierError as e:
         _fail(e)
     m = result.apply.summary()
@@ -277,7 +280,11 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--native-threads", callback=_int_list,
               help="slave_parallel_threads values, 0 = single-threaded [default: 0,4,16].")
 @click.option("--native-modes", callback=_name_list,
-              help="slave_parallel_mode values [default: conservative,optimistic].")
+              help="Native parallel modes: MariaDB slave_parallel_mode values [default: "
+                   "conservative,optimistic]; MySQL ordered,unordered (replica_preserve_commit_order).")
+@click.option("--flavor", type=click.Choice(("mariadb", "mysql")), default="mariadb", show_default=True,
+              help="Source, targets and native replica: the host's MariaDB, or MySQL 9.7 from the "
+                   "chroot scripts/bootstrap.sh makes (its native replica: replica_parallel_workers).")
 @click.option("--tables", type=int, help="Tables [default: 8, --quick 4].")
 @click.option("--rows", type=int, help="Rows per table [default: 50000, --quick 1000].")
 @click.option("--durable/--no-durable", default=True, show_default=True,
@@ -304,7 +311,7 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
           out, commit_order, verify_before_image, steady, seconds, connections, files, quick, keep,
-          no_progress) -> None:
+          no_progress, flavor) -> None:
     """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG.
 
     With --steady: replica lag while the source runs at a fixed rate (steady.json,
@@ -324,6 +331,8 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
             raise click.BadParameter("must be positive", param_hint="--connections")
         if files:
             raise click.BadParameter("not with --steady", param_hint="--files")
+        if flavor != "mariadb":
+            raise click.BadParameter("--steady runs on MariaDB only", param_hint="--flavor")
     elif seconds is not None or connections is not None:
         raise click.BadParameter("only with --steady",
                                  param_hint="--seconds" if seconds is not None else "--connections")
@@ -338,7 +347,7 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
           "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order,
-          "verify_before_image": verify_before_image, "files": files}
+          "verify_before_image": verify_before_image, "files": files, "flavor": flavor}
     for p in policies or ():
         if p not in config_mod.POLICIES:
             raise click.BadParameter(f"{p!r}: one of {', '.join(config_mod.POLICIES)}", param_hint="--policies")

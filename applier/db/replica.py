@@ -38,6 +38,7 @@ class ReplicaStatus:
     sql_error: str
     auto_position: bool  # MariaDB Using_Gtid != No; MySQL Auto_Position = 1
     name: str = ""  # MariaDB multi-source connection name
+    io_error: str = ""  # Last_IO_Error
 
 
 class Replica:
@@ -186,6 +187,7 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
             r.get("Relay_Master_Log_File") or "", int(r.get("Exec_Master_Log_Pos") or 0),
             int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
             (r.get("Using_Gtid") or "No") != "No", r.get("Connection_name") or "",
+            r.get("Last_IO_Error") or "",
         )
     return ReplicaStatus(
         r.get("Replica_IO_Running") == "Yes", r.get("Replica_SQL_Running") == "Yes",
@@ -193,6 +195,7 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
         r.get("Relay_Source_Log_File") or "", int(r.get("Exec_Source_Log_Pos") or 0),
         int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
         str(r.get("Auto_Position")) == "1", r.get("Channel_Name") or "",
+        r.get("Last_IO_Error") or "",
     )
 
 

@@ -1,6 +1,6 @@
 """`applier demo`: the whole job on an embedded default, end to end.
 
-Starts a throwaway MariaDB source and target (temp datadirs, free loopback ports), runs
+Starts a throwaway MariaDB (or MySQL 9.7: ``flavor``) source and target (temp datadirs, free loopback ports), runs
 a workload on the source, runs the applier until it has caught up, runs `check`, and
 returns a summary. The servers are always stopped.
 """
@@ -29,12 +29,13 @@ class DemoResult:
 
 
 def run_demo(transactions: int = 2000, connections: int = 4, workers: int = 4, policy: str = "writeset",
-             keep: bool = False, say=print) -> DemoResult:
+             keep: bool = False, say=print, flavor: str = "mariadb") -> DemoResult:
     base = Path(tempfile.mkdtemp(prefix="mts-demo-"))
     source = target = None
     try:
-        say(f"starting a throwaway MariaDB source and target under {base} ...")
-        source, target = sandbox.start_pair(base)
+        product = sandbox.FLAVORS[flavor].product
+        say(f"starting a throwaway {product} source and target under {base} ...")
+        source, target = sandbox.start_pair(base, flavor=flavor)
         file, pos = source.binlog_position()
         sc, tc = source.server_config(), target.server_config()
         say(f"source on 127.0.0.1:{sc.port}, target on 127.0.0.1:{tc.port}; binlog starts at {file}:{pos}")

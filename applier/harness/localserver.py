@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -222,6 +222,20 @@ class LocalServer:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(30)
+
+    def clone(self, name: str, basedir: Path, options: dict[str, str]) -> LocalServer:
+        """A new server (not started, server_id 2, no binlog) whose datadir is a copy of
+        this stopped one's: a snapshot restored. It gets a server UUID of its own (MySQL's
+        auto.cnf is not copied) and its own ``mts`` password at its first start."""
+        if self.running:
+            raise ApplierError(f"{self.name} must be stopped before its datadir is copied")
+        other = replace(self, name=name, basedir=Path(basedir), port=free_port(), server_id=2,
+                        log_bin=False, options=options, password=new_password())
+        other._prepare()
+        shutil.copytree(self.datadir, other.datadir, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("auto.cnf"))
+        (other.home / INSTALLED_MARKER).write_text("")
+        return other
 
     def _install(self, timeout: float) -> None:
         if self.datadir.exists() and any(self.datadir.iterdir()):

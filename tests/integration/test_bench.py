@@ -44,6 +44,43 @@ def test_bench_quick(tmp_path):
     assert "decode only" in result.output and "native 1 thread" in result.output
 
 
+def test_bench_quick_mysql(tmp_path, mysql_available):
+    """`--flavor mysql`: source, targets and the yardstick are MySQL 9.7: MySQL's own
+    replica (replica_parallel_workers 1, and 2 with replica_preserve_commit_order OFF)
+    and the applier catch up on the same sysbench backlog, each equal to the source."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["bench", "--quick", "--flavor", "mysql", "--workload", "oltp_write_only", "--transactions",
+         "300", "--workers", "2", "--native-threads", "0,2", "--native-modes", "unordered",
+         "--out", str(out), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads((out / "bench.json").read_text())
+    assert [(r["contender"], r["threads"], r["mode"]) for r in data["runs"]] == [
+        ("native", 0, "serial"), ("native", 2, "unordered"), ("applier", 2, "writeset")]
+    for r in data["runs"]:
+        assert not r["error"], r
+        assert r["check_ok"] and r["tps"] > 0 and r["ratio"] > 0, r
+    assert data["environment"]["server"].startswith("MySQL 9.")
+    assert "native 2 unordered" in result.output
+
+
+def test_bench_refuses_what_a_flavor_lacks():
+    from applier.errors import ApplierError
+    from applier.harness.bench import BenchOptions, run_bench
+
+    for opts, says in ((BenchOptions(flavor="mysql", native_modes=("optimistic",)), "one of ordered"),
+                       (BenchOptions(flavor="mysql", files=True), "--flavor mariadb"),
+                       (BenchOptions(flavor="oracle"), "unknown flavor")):
+        try:
+            run_bench(opts, say=lambda _: None, progress=False)
+        except ApplierError as e:
+            assert says in str(e), e
+        else:
+            raise AssertionError(f"{opts} was not refused")
+
+
 def test_bench_files_quick(tmp_path):
     """`--files`: the same backlog as binlog files through the `mariadb-binlog | mariadb`
     pipe and `applier replay`, and through relay-log mode: every one equal, the pipe the

@@ -10,13 +10,17 @@ How (same backlog for every contender):
 3. ``decode``: read the backlog with the coordinator's own stages (``decode``: source,
    intake, dispatcher over a pool that acknowledges at once) and no target writes. That
    is the coordinator's ceiling in transactions/s.
-4. Each contender gets a fresh copy of the snapshot (``cp -a`` of the basedir) and its
-   own ``mariadbd``, then catches up from ``P0``:
+4. Each contender gets a fresh copy of the snapshot (``LocalServer.clone``) and its own
+   server, then catches up from ``P0``:
 
-   * native: ``CHANGE MASTER TO ... MASTER_LOG_FILE/POS = P0``, ``slave_parallel_threads``
-     and ``slave_parallel_mode``, ``START SLAVE``; timed from ``START SLAVE`` until
-     ``SHOW SLAVE STATUS`` has executed up to ``P_end`` (the IO thread fetches while the
-     SQL threads apply, like a real lagging replica).
+   * native: the server's own replica from ``P0`` by file/position
+     (``contenders.run_native``). MariaDB: ``slave_parallel_threads`` and
+     ``slave_parallel_mode`` (conservative, optimistic), ``START SLAVE``. MySQL
+     (``--flavor mysql``): ``replica_parallel_workers`` (0 threads: one worker) and
+     ``replica_preserve_commit_order`` (mode ordered = ON, MySQL's default, or
+     unordered), ``START REPLICA``. Timed from the start until the replica status has
+     executed up to ``P_end`` (the IO thread fetches while the SQL threads apply, like a
+     real lagging replica).
    * applier: ``applier run --stop-at-end`` as a subprocess (so its CPU and memory are
      its own); the time is the applier's own ``seconds`` (from start-up, preflight and
      worker spawn included, to caught up); CPU is user+sys of the process and its
@@ -72,7 +76,10 @@ BUILTIN = {  # name -> (workload kind, connections)
 }
 SYSBENCH = ("oltp_write_only", "oltp_insert")
 WORKLOADS = (*BUILTIN, *SYSBENCH)
-NATIVE_MODES = ("conservative", "optimistic")
+NATIVE_MODES = {  # the native contenders' parallel modes, per flavor (contenders.native_settings)
+    "mariadb": ("conservative", "optimistic"),  # slave_parallel_mode
+    "mysql": ("ordered", "unordered"),  # replica_preserve_commit_order ON / OFF
+}
 ORDERED = " ordered"  # an applier contender's mode suffixes: preserve_commit_order,
 VERIFIED = " verified"  # verify_before_image
 
@@ -93,7 +100,7 @@ class BenchOptions:
     workers: tuple[int, ...] = (1, 4, 8)
     policies: tuple[str, ...] = ("writeset",)
     native_threads: tuple[int, ...] = (0, 4, 16)
-    native_modes: tuple[str, ...] = NATIVE_MODES
+    native_modes: tuple[str, ...] = ()  # () = the flavor's (NATIVE_MODES)
     out: Path = Path("benchmarks/out")
     tables: int = 8
     rows: int = 50_000  # rows per table
@@ -104,6 +111,12 @@ class BenchOptions:
     commit_order: bool = False  # the applier contenders run with preserve_commit_order
     verify_before_image: bool = False  # ... and/or with verify_before_image
     files: bool = False  # also the file sources: the mariadb-binlog | mariadb pipe, replay, relay-log
+    flavor: str = "mariadb"  # of the source, the targets and the native replica: mariadb | mysql
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The native contenders' modes: the chosen ones, or the flavor's."""
+        return self.native_modes or NATIVE_MODES[self.flavor]
 
     @classmethod
     def quick(cls, **kw: Any) -> BenchOptions:
@@ -111,7 +124,7 @@ class BenchOptions:
             "transactions": 2000,
             "workers": (1, 4),
             "native_threads": (0, 4),
-            "native_modes": ("optimistic",),
+            "native_modes": {"mariadb": ("optimistic",), "mysql": ("ordered",)}[kw.get("flavor") or "mariadb"],
             "tables": 4,
             "rows": 1000,
         }
@@ -125,7 +138,7 @@ def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
         if n == 0:
             runs.append(("native", 0, "serial"))
         else:
-            runs += [("native", n, mode) for mode in opts.native_modes]
+            runs += [("native", n, mode) for mode in opts.modes]
     suffix = (ORDERED if opts.commit_order else "") + (VERIFIED if opts.verify_before_image else "")
     kinds = ("replay", "relay", "applier") if opts.files else ("applier",)
     if opts.files:
@@ -145,9 +158,15 @@ def _label(kind: str, threads: int, mode: str) -> str:
 def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchReport:
     if opts.workload not in WORKLOADS:
         raise ApplierError(f"unknown workload {opts.workload!r}; one of {', '.join(WORKLOADS)}")
-    for mode in opts.native_modes:
-        if mode not in NATIVE_MODES:
-            raise ApplierError(f"unknown native mode {mode!r}; one of {', '.join(NATIVE_MODES)}")
+    if opts.flavor not in NATIVE_MODES:
+        raise ApplierError(f"unknown flavor {opts.flavor!r}; one of {', '.join(NATIVE_MODES)}")
+    for mode in opts.modes:
+        if mode not in NATIVE_MODES[opts.flavor]:
+            raise ApplierError(f"unknown native mode {mode!r} for {opts.flavor}; one of "
+                               f"{', '.join(NATIVE_MODES[opts.flavor])}")
+    if opts.files and opts.flavor != "mariadb":
+        raise ApplierError("--files compares with the mariadb-binlog | mariadb pipe and the "
+                           "MariaDB relay log: use it with --flavor mariadb")
     from tqdm import tqdm
 
     plan = _plan(opts)
@@ -158,8 +177,8 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
     log = bar.write if progress else say
     try:
         # 1. source + seed snapshot
-        source = sandbox.make_source(base / "source")
-        seed = sandbox.make_target(base / "seed", name="seed")
+        source = sandbox.make_source(base / "source", flavor=opts.flavor)
+        seed = sandbox.make_target(base / "seed", name="seed", flavor=opts.flavor)
         source.start()
         seed.start()
         origin = source.binlog_position()
@@ -175,7 +194,6 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
         Coordinator(apply_config(source, seed, origin, workers=4)).run()
         seed.execute(f"DROP DATABASE IF EXISTS {config.TargetConfig().checkpoint_schema}")
         seed.stop()
-        snapshot = seed.basedir
         # 2. the backlog
         bar.set_description(f"backlog {opts.transactions} txns")
         t0 = time.perf_counter()
@@ -205,7 +223,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
         # 3. decode ceiling
         bar.set_description("decode")
         decode = measure_decode(apply_config(source, source, p0, max(opts.workers), opts.policies[0]),
-                                "mariadb", BinlogPosition(*p0))
+                                opts.flavor, BinlogPosition(*p0))
         bar.update(1)
         backlog = {
             "workload": opts.workload,
@@ -225,7 +243,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
         log(f"decode only: {decode['tps']:,.0f} transactions/s (best of {DECODE_RUNS})")
         report = BenchReport(
             options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            environment=_environment(opts),
+            environment=_environment(opts, source),
             backlog=backlog,
             decode=decode,
         )
@@ -234,7 +252,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             label = _label(kind, threads, mode)
             bar.set_description(label)
             r = _one_run(
-                opts, source, snapshot, base / f"run{i}", kind, threads, mode, p0, end, backlog, db, files
+                opts, source, seed, base / f"run{i}", kind, threads, mode, p0, end, backlog, db, files
             )
             r.label = label
             report.runs.append(r)
@@ -262,11 +280,11 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlog, db, files) -> RunResult:
+def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, db, files) -> RunResult:
     r = RunResult(kind, "", threads, mode)
     target = None
     try:
-        target = fresh_target(snapshot, where, f"{kind}-{threads}", opts.durable)
+        target = fresh_target(seed, where, f"{kind}-{threads}", opts.durable)
         tcpu0, scpu0 = server_cpu(target), server_cpu(source)
         if kind in ("native", "pipe"):
             t0 = time.perf_counter()
@@ -306,7 +324,7 @@ def _one_run(opts, source, snapshot, where, kind, threads, mode, p0, end, backlo
     return r
 
 
-def _sysbench(test: str, server: sandbox.LocalMariadb, opts: BenchOptions, *args: str) -> None:
+def _sysbench(test: str, server: sandbox.LocalServer, opts: BenchOptions, *args: str) -> None:
     exe = shutil.which("sysbench")
     if exe is None:
         raise ApplierError(
@@ -327,19 +345,12 @@ def _sysbench(test: str, server: sandbox.LocalMariadb, opts: BenchOptions, *args
         )
 
 
-def _environment(opts: BenchOptions) -> dict[str, Any]:
-    try:
-        ver = subprocess.run(
-            [str(sandbox.find_mariadb_binaries()[0]), "--version"], capture_output=True, text=True
-        ).stdout.strip()
-    except (ApplierError, OSError):
-        ver = ""
+def _environment(opts: BenchOptions, source: sandbox.LocalServer) -> dict[str, Any]:
+    (version,) = source.query("SELECT VERSION()")[0]
     return {
         "cpus": os.cpu_count(),
-        "mariadbd": ver,
+        "server": f"{source.product} {version.decode() if isinstance(version, bytes) else version}",
         "python": sys.version.split()[0],
         "innodb_flush_log_at_trx_commit": 1 if opts.durable else 2,
         "note": "source, target(s) and applier share the same machine",
     }
-
-

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import MySQLdb
-
 from ... import config
+from ...db.replica import Replica
 from ...errors import ApplierError
 from .. import sandbox
 from ..configfile import config_toml, private_file
@@ -34,7 +33,7 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK
 
 
-def server_cpu(server: sandbox.LocalMariadb) -> float:
+def server_cpu(server: sandbox.LocalServer) -> float:
     proc = server._proc  # noqa: SLF001 - setpriv execs mariadbd, so this is its pid
     return _proc_cpu(proc.pid) if proc is not None else 0.0
 
@@ -59,8 +58,8 @@ def _children_cpu() -> float:
 
 
 def apply_config(
-    source: sandbox.LocalMariadb,
-    target: sandbox.LocalMariadb,
+    source: sandbox.LocalServer,
+    target: sandbox.LocalServer,
     start: tuple[str, int],
     workers: int = 1,
     policy: str = "writeset",
@@ -84,18 +83,18 @@ def apply_config(
     )
 
 
-def fresh_target(snapshot: Path, where: Path, name: str, durable: bool) -> sandbox.LocalMariadb:
-    shutil.copytree(snapshot, where, symlinks=True)
-    options = sandbox.target_options()
+def fresh_target(seed: sandbox.LocalServer, where: Path, name: str, durable: bool) -> sandbox.LocalServer:
+    """A started copy of the (stopped) ``seed``'s datadir under ``where``."""
+    options = sandbox.target_options(seed.flavor)
     if durable:
         options["innodb_flush_log_at_trx_commit"] = "1"
-    server = sandbox.LocalMariadb(name, where, sandbox.free_port(), 2, False, options)
+    server = seed.clone(name, where, options)
     server.start()
     os.sync()  # the copy's writeback must not compete with the timed run's redo flushes
     return server
 
 
-def settle(source: sandbox.LocalMariadb, timeout: float = 120.0) -> None:
+def settle(source: sandbox.LocalServer, timeout: float = 120.0) -> None:
     """Let the source write back the pages the backlog dirtied, so that no contender is
     timed while it does (the first ones would pay for it in CPU and I/O)."""
     (pct,) = source.query("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")[0]
@@ -112,53 +111,78 @@ def settle(source: sandbox.LocalMariadb, timeout: float = 120.0) -> None:
     os.sync()
 
 
-def _slave_status(target: sandbox.LocalMariadb) -> dict[str, Any]:
-    cur = target._cached().cursor(MySQLdb.cursors.DictCursor)  # noqa: SLF001
-    try:
-        cur.execute("SHOW SLAVE STATUS")
-        row = cur.fetchone() or {}
-    finally:
+def point_native(source: sandbox.LocalServer, replica: Replica, start: tuple[str, int]) -> None:
+    """Make the contender a replica of ``source`` from ``start`` (file/position), stopped."""
+    if replica.mariadb:
+        head = "MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+    else:
+        # the source logs GTIDs (gtid_mode=ON): a replica must accept them; TLS carries
+        # caching_sha2_password's exchange
+        steps = ("OFF", "OFF_PERMISSIVE", "ON_PERMISSIVE")
+        cur = replica.conn.cursor()
+        cur.execute("SELECT @@GLOBAL.gtid_mode")
+        (mode,) = cur.fetchone()
         cur.close()
-    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in row.items()}
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        for step in steps[steps.index(mode) + 1 :] if mode in steps else ():
+            replica.execute(f"SET GLOBAL gtid_mode = {step}")
+        head = "SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_SSL=1, "
+    replica.point_at(start[0], start[1], "", use_gtid=False,
+                     source=(head, (source.port, source.user, source.password)))
+
+
+def native_settings(flavor: str, threads: int, mode: str) -> list[str]:
+    """The replica's parallel settings for a native contender: MariaDB
+    slave_parallel_threads/mode (0 threads: the single SQL thread); MySQL
+    replica_parallel_workers (0: one worker) and replica_preserve_commit_order (mode
+    ``ordered``, MySQL's default, or ``unordered``)."""
+    if flavor == "mariadb":
+        return [f"SET GLOBAL slave_parallel_threads = {int(threads)}",
+                f"SET GLOBAL slave_parallel_mode = '{mode if threads else 'conservative'}'"]
+    return [f"SET GLOBAL replica_parallel_workers = {max(int(threads), 1)}",
+            f"SET GLOBAL replica_preserve_commit_order = {'OFF' if mode == 'unordered' else 'ON'}"]
 
 
 def run_native(
-    source: sandbox.LocalMariadb,
-    target: sandbox.LocalMariadb,
+    source: sandbox.LocalServer,
+    target: sandbox.LocalServer,
     start: tuple[str, int],
     end: tuple[str, int],
     threads: int,
     mode: str,
     timeout: float,
 ) -> float:
-    """Seconds from START SLAVE until the replica executed up to ``end``."""
-    target.execute(
-        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-        "MASTER_LOG_FILE=%s, MASTER_LOG_POS=%s, MASTER_USE_GTID=no",
-        (source.port, source.user, source.password, start[0], start[1]),
-    )
-    target.execute(f"SET GLOBAL slave_parallel_threads = {int(threads)}")
-    target.execute("SET GLOBAL slave_parallel_mode = %s", (mode if threads else "conservative",))
-    started = time.perf_counter()
-    target.execute("START SLAVE")
-    deadline = started + timeout
-    while True:
-        st = _slave_status(target)
-        if (st.get("Relay_Master_Log_File"), int(st.get("Exec_Master_Log_Pos") or 0)) >= end:
-            seconds = time.perf_counter() - started
-            break
-        if st.get("Last_SQL_Errno") or st.get("Last_IO_Errno"):
-            raise ApplierError(
-                f"native replica stopped: {st.get('Last_SQL_Error') or st.get('Last_IO_Error')}"
-            )
-        if time.perf_counter() > deadline:
-            raise ApplierError(f"native replica not caught up after {timeout:g}s")
-        time.sleep(0.05)
-    target.execute("STOP SLAVE")
+    """Seconds from START SLAVE (MySQL: START REPLICA) until the replica executed up to
+    ``end``."""
+    conn = target.connect()
+    try:
+        replica = Replica(conn, target.flavor, f"native replica {target.name}")
+        point_native(source, replica, start)
+        for sql in native_settings(target.flavor, threads, mode):
+            replica.execute(sql)
+        started = time.perf_counter()
+        replica.execute("START SLAVE" if replica.mariadb else "START REPLICA")
+        deadline = started + timeout
+        while True:
+            st = replica.status()
+            assert st is not None
+            if (st.exec_file, st.exec_pos) >= end:
+                seconds = time.perf_counter() - started
+                break
+            if st.sql_errno:
+                raise ApplierError(f"native replica stopped: {st.sql_error}")
+            if not st.io_running and time.perf_counter() - started > 5:
+                raise ApplierError(f"native replica's IO thread stopped: {st.io_error}")
+            if time.perf_counter() > deadline:
+                raise ApplierError(f"native replica not caught up after {timeout:g}s")
+            time.sleep(0.05)
+        replica.stop()
+    finally:
+        conn.close()
     return seconds
 
 
-def copy_binlogs(source: sandbox.LocalMariadb, start: tuple[str, int], end: tuple[str, int],
+def copy_binlogs(source: sandbox.LocalServer, start: tuple[str, int], end: tuple[str, int],
                  where: Path) -> list[Path]:
     """The source's binlog files from ``start``'s through ``end``'s, copied to ``where``
     after a FLUSH BINARY LOGS (closed files, as a backup keeps them)."""
@@ -175,14 +199,14 @@ def copy_binlogs(source: sandbox.LocalMariadb, start: tuple[str, int], end: tupl
     return out
 
 
-def _client_file(target: sandbox.LocalMariadb, workdir: Path) -> Path:
+def _client_file(target: sandbox.LocalServer, workdir: Path) -> Path:
     """The client's connection options (the password among them) in a 0600 file, not on
     a command line where `ps` shows them."""
     return private_file(f"[client]\nhost=127.0.0.1\nport={target.port}\nuser={target.user}\n"
                         f"password={target.password}\n", workdir / "client.cnf")
 
 
-def run_pipe(target: sandbox.LocalMariadb, files: list[Path], start: tuple[str, int], workdir: Path,
+def run_pipe(target: sandbox.LocalServer, files: list[Path], start: tuple[str, int], workdir: Path,
              timeout: float) -> float:
     """Seconds of the usual point-in-time recovery: ``mariadb-binlog --start-position=P
     FILES | mariadb`` (one thread, one statement at a time)."""
@@ -206,15 +230,16 @@ def run_pipe(target: sandbox.LocalMariadb, files: list[Path], start: tuple[str, 
     return seconds
 
 
-def start_io_thread(source: sandbox.LocalMariadb, target: sandbox.LocalMariadb, start: tuple[str, int]) -> None:
+def start_io_thread(source: sandbox.LocalServer, target: sandbox.LocalServer, start: tuple[str, int]) -> None:
     """Relay-log mode's set-up: the target a replica of ``source`` from ``start`` with
     only its IO thread running."""
-    target.execute(
-        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-        "MASTER_LOG_FILE=%s, MASTER_LOG_POS=%s, MASTER_USE_GTID=no",
-        (source.port, source.user, source.password, start[0], start[1]),
-    )
-    target.execute("START SLAVE IO_THREAD")
+    conn = target.connect()
+    try:
+        replica = Replica(conn, target.flavor, f"target {target.name}")
+        point_native(source, replica, start)
+        replica.start("IO_THREAD")
+    finally:
+        conn.close()
 
 
 def run_applier_process(cfg: config.Config, workdir: Path, timeout: float,

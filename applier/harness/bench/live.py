@@ -28,15 +28,17 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import MySQLdb
 
 from ... import config
+from ...db.replica import Replica
 from ...errors import ApplierError
 from ...pipeline import checkpoint
 from .. import sandbox
 from ..configfile import config_toml, private_file
-from .contenders import _proc_cpu, _slave_status, _tree_rss
+from .contenders import _proc_cpu, _tree_rss, point_native
 
 STOP_SECONDS = 120.0  # for `applier run` to stop cleanly after SIGTERM
 
@@ -67,10 +69,21 @@ def tree_cpu(pid: int) -> float:
 
 def change_master(target: sandbox.LocalServer, source: sandbox.LocalServer, at: tuple[str, int]) -> None:
     """Make ``target`` a (stopped) native replica of ``source`` from ``at``, by file/position."""
-    target.execute(
-        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, "
-        "MASTER_PASSWORD=%s, MASTER_LOG_FILE=%s, MASTER_LOG_POS=%s, MASTER_USE_GTID=no",
-        (source.port, source.user, source.password, at[0], at[1]))
+    conn = target.connect()
+    try:
+        point_native(source, Replica(conn, target.flavor, f"target {target.name}"), at)
+    finally:
+        conn.close()
+
+
+def _slave_status(target: sandbox.LocalServer) -> dict[str, Any]:
+    cur = target._cached().cursor(MySQLdb.cursors.DictCursor)  # noqa: SLF001
+    try:
+        cur.execute("SHOW SLAVE STATUS")
+        row = cur.fetchone() or {}
+    finally:
+        cur.close()
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in row.items()}
 
 
 def native_health(target: sandbox.LocalServer) -> None:
