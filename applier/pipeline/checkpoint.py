@@ -218,12 +218,14 @@ class Watermark:
         end = self._ends.get(self._next) or self._pending.get(self._next)
         return end[3] if end else 0
 
-    def gtid_after(self, gtid: str) -> str:
-        """The GTID text once ``gtid`` (the next transaction's) is applied too."""
-        if not gtid:
+    def gtid_after(self, *gtids: str) -> str:
+        """The GTID text once ``gtids`` (the next transactions') are applied too."""
+        gtids = tuple(g for g in gtids if g)
+        if not gtids:
             return self.gtid
         after = GtidPosition(self.gtid)
-        after.add(gtid)
+        for gtid in gtids:
+            after.add(gtid)
         return str(after)
 
 

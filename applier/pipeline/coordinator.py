@@ -63,15 +63,42 @@ class Flow:
         self.skip_upto = 0  # a relay log read from its start: transactions ending here or before
         self.tails_applied = False  # a relay log read from a GTID set: a headless tail was applied
         self._skipping = None  # a streamed transaction applied before (not applied again)
+        self._held: list = []  # barriers read one after the other, not yet applied (_flush_barriers)
         self.stop = False
         self._next_progress = 0.0
         self._next_record = 0.0
 
     def run(self, reader) -> None:
         """Until the reader ends (raises), ``stop`` is set or the UNTIL point is reached."""
+        self._run(reader)
+        self._flush_barriers()
+
+    def _items(self, reader):
+        """The intake's items. When reading ends (end of the binlog, a disconnect, the end
+        of a file), the held barriers commit first: they are whole transactions."""
+        items = self.intake.items(reader)
+        while True:
+            try:
+                item = next(items)
+            except BaseException:
+                self._flush_barriers()
+                raise
+            yield item
+
+    def _flush_barriers(self) -> None:
+        """Barriers that came one after the other commit together (``serial.apply_batch``)."""
+        held, self._held = self._held, []
+        if held:
+            self.serial.apply_batch(held)
+            for txn in held:
+                self._serial_done(txn)
+
+    def _run(self, reader) -> None:
         dispatcher, until = self.dispatcher, self.until
-        for item in self.intake.items(reader):
+        for item in self._items(reader):
             t = type(item)
+            if self._held and (t is not Barrier or item.txn.is_ddl):  # type: ignore[union-attr]
+                self._flush_barriers()  # held barriers commit before anything else happens
             if t is Routed:
                 txn = item.txn  # type: ignore[union-attr]
                 if until is not None and until.before(txn):
@@ -86,12 +113,21 @@ class Flow:
                 txn = item.txn  # type: ignore[union-attr]
                 if until is not None and until.before(txn):
                     return
-                if not self._settled(txn):
+                if self._settled(txn):
+                    pass
+                elif not txn.is_ddl:  # held, to commit with the barriers right after it
+                    if not self._held:
+                        dispatcher.drain()
+                    txn.ticket = dispatcher.next_ticket()
+                    self._held.append(txn)
+                    if len(self._held) >= self.intake.cfg.batch_txns:
+                        self._flush_barriers()
+                else:
                     dispatcher.drain()
                     txn.ticket = dispatcher.next_ticket()
-                    if self.serial.apply(txn):  # DDL: cached table definitions are stale
-                        dispatcher.schema_version += 1
-                        self.intake.forget_tables()
+                    self.serial.apply(txn)  # DDL: cached table definitions are stale
+                    dispatcher.schema_version += 1
+                    self.intake.forget_tables()
                     self._serial_done(txn)
                 if until is not None and until.after(txn):
                     return

@@ -56,17 +56,27 @@ class SerialApplier:
         if txn.is_ddl:
             self._ddl(txn)
             return True
-        batch = self._batches.plan([self._work(txn)])
-        a = self.apply_cfg
-        self.session.execute(batch, a.retries, a.retry_backoff_seconds, self.turn)
-        txn.rows = batch.rows
-        self._recorded = txn.end_ordinal
+        self.apply_batch([txn])
         return False
 
-    def _work(self, txn: Transaction) -> Work:
-        """The transaction as a message whose watermark is its own end: everything before
-        it has committed (drained), so once it commits the watermark is there."""
-        return Work([txn], txn.end_ordinal, txn.file, self.watermark.gtid_after(txn.gtid), 0)
+    def apply_batch(self, txns: list[Transaction]) -> None:
+        """Barriers that came one after the other (no DDL among them), in source order in
+        one target transaction committed with row 0, like a worker batch: one commit
+        (one fsync of the target's redo and binlog) for all of them. ``txns[-1].rows``
+        gets the batch's rows."""
+        batch = self._batches.plan([self._work(txns)])
+        a = self.apply_cfg
+        self.session.execute(batch, a.retries, a.retry_backoff_seconds, self.turn)
+        for txn in txns:
+            txn.rows = 0
+        txns[-1].rows = batch.rows
+        self._recorded = txns[-1].end_ordinal
+
+    def _work(self, txns: list[Transaction]) -> Work:
+        """The transactions as a message whose watermark is the last one's end: everything
+        before them has committed (drained), so once they commit the watermark is there."""
+        last = txns[-1]
+        return Work(txns, last.end_ordinal, last.file, self.watermark.gtid_after(*(t.gtid for t in txns)), 0)
 
     def _ddl(self, txn: Transaction) -> None:
         s = self.session

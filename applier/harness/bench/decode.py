@@ -65,6 +65,10 @@ class _CountingSerial:
         txn.rows = self._rows(txn, txn.items)
         return False
 
+    def apply_batch(self, txns: list[Transaction]) -> None:
+        for txn in txns:
+            self.apply(txn)
+
     def stream_begin(self, txn: Transaction) -> None:
         pass
 

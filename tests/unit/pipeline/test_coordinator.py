@@ -1,5 +1,6 @@
-"""The forward pass (``pipeline.coordinator.Flow``) without servers: a relay log whose
-oldest file starts inside a transaction.
+"""The forward pass (``pipeline.coordinator.Flow``) without servers: barriers that come
+one after the other commit together; a relay log whose oldest file starts inside a
+transaction.
 
 The native SQL thread deletes a relay file once it has executed it, so the oldest relay
 file left may start with the tail of a transaction whose start (GTID, BEGIN, TableMaps)
@@ -8,6 +9,8 @@ applier starts from: skipped. A tail that ends after that position is a transact
 whose start is lost: a clean MissingTableMap, never applied in part nor skipped."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -20,7 +23,7 @@ from applier.pipeline.dispatcher import Dispatcher
 from applier.pipeline.pool import InstantPool
 from applier.pipeline.source import SourceDisconnected
 from tests.unit.pipeline.test_intake import _always_readable, make_intake, make_source  # noqa: F401
-from tests.unit.streams import FILE1, Stream, dml, fixed_tables, simple_insert
+from tests.unit.streams import FILE1, TEMPLATES, Stream, TableDef, dml, fixed_tables, simple_insert
 
 
 class _NoSerial:
@@ -45,15 +48,80 @@ def _headless_stream(with_table_map: bool) -> tuple[bytes, int]:
     return bytes(st.data), tail_end
 
 
-def _flow(native_scan: bool, skip_upto: int) -> tuple[Flow, InstantPool, Metrics]:
-    a, *_ = fixed_tables()
+def _flow(native_scan: bool, skip_upto: int, serial=None, tables=None) -> tuple[Flow, InstantPool, Metrics]:
     metrics = Metrics()
     watermark = Watermark(None)
     pool = InstantPool(2)
-    flow = Flow(make_intake([a], native_scan=native_scan), Dispatcher(pool, watermark, metrics),
-                _NoSerial(), watermark, metrics)
+    intake = make_intake(tables or fixed_tables()[:1], native_scan=native_scan)
+    flow = Flow(intake, Dispatcher(pool, watermark, metrics), serial or _NoSerial(), watermark, metrics)
     flow.skip_upto = skip_upto
     return flow, pool, metrics
+
+
+class _Serial:
+    """Records what the serial path was given; the pool's sends at that moment show
+    what reached the workers before."""
+
+    def __init__(self, pool_sent) -> None:
+        self.calls: list[tuple[str, list[int], int]] = []
+        self.pool_sent = pool_sent
+
+    def apply_batch(self, txns) -> None:
+        self.calls.append(("batch", [t.end_pos for t in txns], sum(self.pool_sent())))
+        for t in txns:
+            t.rows = 1
+
+    def apply(self, txn) -> bool:
+        self.calls.append(("ddl", [txn.end_pos], sum(self.pool_sent())))
+        return True
+
+
+@pytest.mark.parametrize("native_scan", [True, False])
+def test_barriers_in_a_row_commit_together_in_source_order(native_scan: bool) -> None:
+    """Three barriers, a transaction for the workers, two barriers, DDL, one barrier, the
+    end of the stream: the serial path gets [3 barriers] (before the workers get the
+    next one), [2 barriers] (before the DDL), the DDL, then [1] when reading ends: held
+    barriers are whole transactions, so the end of reading commits them, never drops
+    them. Every one is counted once, the watermark reaches the last."""
+    a, *_ = fixed_tables()
+    n = TableDef(TEMPLATES["fk"], 55, "db", "n")
+    st = Stream(True)
+    ends = []
+    for ids in ([1], [2], [3]):
+        dml(st, n, ids)
+        ends.append(st.pos)
+    dml(st, a, [1])
+    for ids in ([4], [5]):
+        dml(st, n, ids)
+        ends.append(st.pos)
+    st.ddl()
+    ends.append(st.pos)
+    dml(st, n, [6])
+    ends.append(st.pos)
+    holder: dict = {}
+    serial = _Serial(lambda: holder["pool"].sent)
+    flow, pool, metrics = _flow(native_scan, 0, serial, [a, n])
+    holder["pool"] = pool
+    with pytest.raises(SourceDisconnected):
+        flow.run(make_source(bytes(st.data), True))
+    assert serial.calls == [("batch", ends[0:3], 0), ("batch", ends[3:5], 1), ("ddl", [ends[5]], 1),
+                            ("batch", [ends[6]], 1)]
+    assert metrics.barriers == 7 and metrics.transactions == 8
+    assert flow.watermark.ordinal == _ordinal(ends[-1])
+
+
+def test_a_barrier_batch_is_at_most_batch_txns() -> None:
+    a, *_ = fixed_tables()
+    n = TableDef(TEMPLATES["nokey"], 55, "db", "n")
+    st = Stream(True)
+    for i in range(7):
+        dml(st, n, [i])
+    serial = _Serial(lambda: [0])
+    flow, _, _ = _flow(False, 0, serial, [a, n])
+    flow.intake.cfg = replace(flow.intake.cfg, batch_txns=3)
+    with pytest.raises(SourceDisconnected):
+        flow.run(make_source(bytes(st.data), True))
+    assert [len(c[1]) for c in serial.calls] == [3, 3, 1]
 
 
 def _ordinal(pos: int) -> int:
