@@ -36,7 +36,9 @@ Across flavors (a MySQL source, a MariaDB target or the other way): column types
 compared as both flavors spell them (YEAR is year(4) on MariaDB, JSON is a utf8mb4
 LONGTEXT there), and JSON columns, stored normalized on MySQL and as their text on
 MariaDB, leave the row hash (only their NULL bit stays) and are compared per chunk as
-parsed values once the chunk's hashes agree (numbers by value, objects as members).
+parsed values once the chunk's hashes agree (numbers by value, objects as members); so
+do FLOAT/DOUBLE columns, whose text MySQL prints with at most 16 digits (equal within
+the last printed digit).
 MySQL's generated invisible primary keys are compared like any column (the MySQL
 sessions set show_gipk_in_create_table_and_information_schema=ON).
 
@@ -59,6 +61,7 @@ import contextlib
 import dataclasses
 import decimal
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -273,7 +276,7 @@ class _Column:
     charset: str | None
     collation: str | None
     nullable: bool
-    by_value: bool = False  # JSON across flavors: compared as parsed values, not by hash
+    by_value: bool = False  # JSON, FLOAT/DOUBLE across flavors: compared as parsed values, not by hash
 
     @property
     def q(self) -> str:
@@ -316,7 +319,7 @@ class _Column:
     def hash_sql(self) -> str:
         """An exact text form for the row hash: never NULL unless the value is, no '#'."""
         if self.by_value:
-            return "'J'"  # compared by ``_Checker._json_values`` (NULL-ness: by the null bits)
+            return "'J'"  # compared by ``_Checker._by_value`` (NULL-ness: by the null bits)
         kind = self.kind
         if kind in ("exact", "temporal"):
             return self.q
@@ -542,9 +545,10 @@ class _Checker:
             if why:
                 diffs.append(TableDiff(db, name, f"column list differs: {why}"))
                 continue
-            if cross:  # JSON is stored as text on MariaDB, normalized on MySQL: by value
+            if cross:  # JSON: text on MariaDB, normalized on MySQL; doubles: printed apart
                 cols = tuple(
-                    dataclasses.replace(c, by_value=True) if "json" in (c.data_type, o.data_type) else c
+                    dataclasses.replace(c, by_value=True)
+                    if "json" in (c.data_type, o.data_type) or c.kind == "float" else c
                     for c, o in zip(cols, theirs, strict=True)
                 )
             table = _Table(db, name, cols, keys.get((db, name), ()))
@@ -581,19 +585,19 @@ class _Checker:
                 label = t.chunk_label(number, lower, upper)
                 return rows_checked, self._locate(t, lower, upper, label)
             if any(c.by_value for c in t.columns):
-                diff = self._json_values(t, lower, upper, t.chunk_label(number, lower, upper))
+                diff = self._by_value(t, lower, upper, t.chunk_label(number, lower, upper))
                 if diff is not None:
                     return rows_checked, diff
             if final:
                 return rows_checked, None
             lower = upper
 
-    def _json_values(
+    def _by_value(
         self, t: _Table, lower: tuple[str, ...] | None, upper: tuple[str, ...] | None, label: str
     ) -> TableDiff | None:
-        """Across flavors, JSON columns of a chunk whose rows otherwise agree: the first
-        row (in key order) whose document differs as a value (objects as sets of
-        members, numbers by value), or None."""
+        """Across flavors, the JSON and FLOAT/DOUBLE columns of a chunk whose rows
+        otherwise agree: the first row (in key order) whose document differs as a value
+        (objects as sets of members, numbers by value) or whose double differs, or None."""
         nkey = len(t.key)
         cols = [c for c in t.columns if c.by_value]
         sql = (f"SELECT {', '.join(c.key_sql() for c in t.key)}, "
@@ -606,7 +610,11 @@ class _Checker:
             if theirs is None:  # pragma: no cover - the chunk's hashes agreed
                 continue
             for c, a, b in zip(cols, values, theirs, strict=True):
-                if _json_value(a) != _json_value(b):
+                if c.kind == "float":
+                    if not _same_double(a, b):
+                        return TableDiff(t.db, t.name, f"column `{c.name}` differs: source {_show_json(a)}, "
+                                         f"target {_show_json(b)}", label, t.show_key(key))
+                elif _json_value(a) != _json_value(b):
                     return TableDiff(t.db, t.name, f"column `{c.name}` differs (as JSON): source "
                                      f"{_show_json(a)}, target {_show_json(b)}", label, t.show_key(key))
         return None
@@ -681,9 +689,11 @@ class _Checker:
         got = self._aggregate(self.tgt, t, "")
         if got == expected and any(c.by_value for c in t.columns):
             sql = f"SELECT {', '.join(f'CAST({c.q} AS CHAR)' for c in t.columns if c.by_value)} FROM {t.fq}"
-            src = sorted(_canonical(r) for r in self.src.query(sql))
-            if src != sorted(_canonical(r) for r in self.tgt.query(sql)):
-                return expected[0], TableDiff(t.db, t.name, "JSON documents differ (as values)", WHOLE_TABLE)
+            kinds = [c.kind for c in t.columns if c.by_value]
+            src = sorted(_canonical(r, kinds) for r in self.src.query(sql))
+            if src != sorted(_canonical(r, kinds) for r in self.tgt.query(sql)):
+                return expected[0], TableDiff(t.db, t.name, "JSON documents or doubles differ (as values)",
+                                              WHOLE_TABLE)
         if got == expected:
             return expected[0], None
         sql = f"SELECT {t.row_hash_sql()} AS h, COUNT(*) FROM {t.fq} GROUP BY h"
@@ -852,8 +862,22 @@ def _json_value(text: Any) -> Any:
         return ("not JSON", text)
 
 
-def _canonical(row: Sequence[Any]) -> str:
-    return json.dumps([_json_value(v) for v in row], sort_keys=True, default=str)
+def _same_double(a: Any, b: Any) -> bool:
+    """Two servers' texts of one FLOAT/DOUBLE: MariaDB prints the shortest exact form,
+    MySQL at most 16 digits (DBL_MAX comes out as 1.797693134862316e308), so equal
+    within the last printed digit."""
+    if a is None or b is None:
+        return a is b
+    x, y = float(_s(a)), float(_s(b))
+    return x == y or math.isclose(x, y, rel_tol=1e-15)
+
+
+def _canonical(row: Sequence[Any], kinds: Sequence[str]) -> str:
+    """A row's by-value columns in one text (the multiset of a table without a key):
+    doubles to 15 digits (what both flavors' texts agree on)."""
+    return json.dumps([(f"{float(_s(v)):.15g}" if v is not None else None) if kind == "float"
+                       else _json_value(v) for v, kind in zip(row, kinds, strict=True)],
+                      sort_keys=True, default=str)
 
 
 def _show_json(text: Any) -> str:

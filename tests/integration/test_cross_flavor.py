@@ -172,7 +172,29 @@ def test_check_compares_json_by_value_across_flavors(source, mysql_target, dbnam
     report = check(source.server_config(), mysql_target.server_config(), databases=(dbname,))
     diffs = {d.table: d for d in report.diffs}
     assert diffs["j"].row == "id=2" and "column `j` differs (as JSON): source '[]', target '[1]'" in diffs["j"].reason
-    assert diffs["nokey"].reason == "JSON documents differ (as values)"
+    assert diffs["nokey"].reason == "JSON documents or doubles differ (as values)"
+
+
+def test_check_compares_doubles_by_value_across_flavors(source, mysql_target, dbname):
+    """MySQL prints DBL_MAX as 1.797693134862316e308, MariaDB as 1.7976931348623157e308:
+    the same double, so equal; a double that differs in its 15th digit is a difference."""
+    from applier.ops.check import check
+
+    start = source.binlog_position()
+    source.execute(f"CREATE DATABASE {dbname}")
+    source.execute(f"CREATE TABLE {dbname}.d (id INT PRIMARY KEY, x DOUBLE, f FLOAT)")
+    source.execute(f"CREATE TABLE {dbname}.nokey (x DOUBLE)")
+    source.execute(f"INSERT INTO {dbname}.d VALUES (1, -1.7976931348623157e308, 3.4028234e38), "
+                   f"(2, 2.2250738585072014e-308, -1.17549435e-38), (3, 0.1, NULL), (4, NULL, 1.5)")
+    source.execute(f"INSERT INTO {dbname}.nokey VALUES (1.7976931348623157e308), (1e-300)")
+    run_applier(make_config(source, mysql_target, dbname, start=start))
+    assert_same(source, mysql_target, dbname)
+    mysql_target.execute(f"UPDATE {dbname}.d SET x = 0.10000000000001 WHERE id = 3")
+    mysql_target.execute(f"UPDATE {dbname}.nokey SET x = 1.0000000000001e-300 WHERE x < 1")
+    report = check(source.server_config(), mysql_target.server_config(), databases=(dbname,))
+    diffs = {d.table: d for d in report.diffs}
+    assert diffs["d"].row == "id=3" and "column `x` differs: source '0.1'" in diffs["d"].reason, diffs["d"]
+    assert diffs["nokey"].reason == "JSON documents or doubles differ (as values)"
 
 
 def test_mysql_invisible_columns_and_generated_keys_to_mariadb(mysql_source, target, dbname):

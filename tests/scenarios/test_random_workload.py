@@ -176,6 +176,17 @@ def test_random_workload_python_path(source, target, dbname):
     assert m.scanned == 0
 
 
+@pytest.mark.parametrize("pair", ["mysql-mysql", "mysql-mariadb", "mariadb-mysql"])
+def test_random_workload_across_flavors(pair, request, dbname):
+    """The same workload MySQL 9.7 -> MySQL, and across the flavors both ways (a
+    migration): 4 workers, writeset."""
+    fixtures = {"mysql": ("mysql_source", "mysql_target"), "mariadb": ("source", "target")}
+    src_flavor, dst_flavor = pair.split("-")
+    source = request.getfixturevalue(fixtures[src_flavor][0])
+    target = request.getfixturevalue(fixtures[dst_flavor][1])
+    _replicate(source, target, dbname, 4, "writeset", False, native_scan=True)
+
+
 def _replicate(source, target, dbname, workers, policy, preserve, *, native_scan: bool):
     cfg = make_config(source, target, dbname, workers=workers, policy=policy, big_txn_rows=BIG_TXN_ROWS,
                       preserve_commit_order=preserve, native_scan=native_scan)
