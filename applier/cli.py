@@ -268,10 +268,11 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 
 @main.command()
 @click.option("--workload",
-              type=click.Choice(["uniform", "hot", "single", "big", "updates", "oltp_write_only",
+              type=click.Choice(["uniform", "hot", "single", "big", "fk", "updates", "oltp_write_only",
                                  "oltp_insert"]),
-              help="What the source runs [default: uniform; --steady: updates, two rows' "
-                   "counters + a ledger row per transaction, --steady only].")
+              help="What the source runs [default: uniform; fk: foreign-key tables, barriers for the "
+                   "applier; --steady: updates, two rows' counters + a ledger row per transaction, "
+                   "--steady only].")
 @click.option("--transactions", type=int,
               help="Backlog size (--steady N%: native single's reference backlog) "
                    "[default: 20000, --quick 2000].")

@@ -8,7 +8,9 @@ one never applied leaves a row missing, so `check` shows either.
 Kinds: ``uniform`` (oltp_write_only-like: index update, non-index update, delete +
 re-insert), ``hot`` (all connections update the same few rows), ``insert`` (inserts
 only), ``big`` (uniform plus a few transactions of ``big_rows`` rows), ``updates``
-(one UPDATE of two random rows' counters: the steady bench's default).
+(one UPDATE of two random rows' counters: the steady bench's default), ``fk`` (a row
+inserted into ``child`` and its ``parent``'s counter incremented: tables with a foreign
+key, which the applier applies serially, as barriers).
 Every loop is bounded by the transaction count (``run``) or by time (``run_paced``:
 a fixed rate, for ``applier bench --steady``).
 """
@@ -26,14 +28,17 @@ from ..config import ServerConfig
 from ..db import codes
 from ..db.connect import connect
 
-KINDS = ("uniform", "hot", "insert", "big", "updates")
+KINDS = ("uniform", "hot", "insert", "big", "updates", "fk")
+PARENTS = 1000  # rows of ``parent`` (the fk kind)
 
 
 def _filler(rng: random.Random, n: int) -> str:
     return "-".join(f"{rng.randrange(10**11):011d}" for _ in range(n // 12))[:n]
 
 
-def prepare(server: ServerConfig, db: str, tables: int = 4, rows: int = 1000, seed: int = 1) -> None:
+def prepare(server: ServerConfig, db: str, tables: int = 4, rows: int = 1000, seed: int = 1,
+            fk: bool = False) -> None:
+    """The tables (and ``parent``/``child`` too when ``fk``: the fk kind's)."""
     conn = connect(server, "source")
     cur = conn.cursor()
     rng = random.Random(seed)
@@ -54,6 +59,13 @@ def prepare(server: ServerConfig, db: str, tables: int = 4, rows: int = 1000, se
         f"CREATE TABLE IF NOT EXISTS `{db}`.ledger (run INT NOT NULL, conn INT NOT NULL, seq INT NOT NULL, "
         "PRIMARY KEY (run, conn, seq)) ENGINE=InnoDB"
     )
+    if fk:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS `{db}`.parent (id INT NOT NULL PRIMARY KEY, "
+                    "n INT NOT NULL DEFAULT 0) ENGINE=InnoDB")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS `{db}`.child (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                    f"pid INT NOT NULL, v INT NOT NULL, FOREIGN KEY (pid) REFERENCES `{db}`.parent (id)) "
+                    "ENGINE=InnoDB")
+        cur.executemany(f"INSERT IGNORE INTO `{db}`.parent (id) VALUES (%s)", [(i,) for i in range(1, PARENTS + 1)])
     conn.close()
 
 
@@ -143,6 +155,10 @@ def _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows, 
             elif kind == "insert":
                 cur.execute(f"INSERT INTO {table} (k, c, pad) VALUES (%s, %s, %s)",
                             (rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
+            elif kind == "fk":
+                pid = rng.randrange(1, PARENTS + 1)
+                cur.execute(f"INSERT INTO {q}.child (pid, v) VALUES (%s, %s)", (pid, seq))
+                cur.execute(f"UPDATE {q}.parent SET n = n + 1 WHERE id = %s", (pid,))
             elif kind == "updates":
                 a = rng.randrange(1, rows + 1)
                 b = rng.randrange(1, rows)  # two distinct rows (rows >= 2)

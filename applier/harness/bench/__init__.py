@@ -73,6 +73,7 @@ BUILTIN = {  # name -> (workload kind, connections)
     "hot": ("hot", 8),
     "single": ("uniform", 1),  # one source connection: commit groups of one
     "big": ("big", 4),
+    "fk": ("fk", 8),  # foreign keys: barriers for the applier
 }
 SYSBENCH = ("oltp_write_only", "oltp_insert")
 WORKLOADS = (*BUILTIN, *SYSBENCH)
@@ -189,7 +190,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             _sysbench(opts.workload, source, opts, "prepare")
         else:
             rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
-            workload.prepare(sc, DB, tables=opts.tables, rows=rows)
+            workload.prepare(sc, DB, tables=opts.tables, rows=rows, fk=opts.workload == "fk")
         p0 = source.binlog_position()
         Coordinator(apply_config(source, seed, origin, workers=4)).run()
         seed.execute(f"DROP DATABASE IF EXISTS {config.TargetConfig().checkpoint_schema}")
