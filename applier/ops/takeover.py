@@ -166,8 +166,9 @@ def handback(cfg: Config, *, use_gtid: bool | None = None) -> Position:
 
 def _resume_handed_back(conn, t, rec, where: str) -> Position:
     """Handback ran to its end before, or was killed between marking the checkpoint handed
-    back and START SLAVE (the replica is already pointed at the position): start a
-    replica left stopped without an error, refuse when it runs or stopped on one."""
+    back and START SLAVE (the replica is already pointed at the position): a rerun is
+    idempotent. It starts a replica left stopped (or half stopped) without an error, does
+    nothing when it runs, and refuses when it stopped on an error."""
     flavor, _ = flavor_and_version(conn)
     replica = Replica(conn, flavor, where)
     st = replica.status()
@@ -175,13 +176,14 @@ def _resume_handed_back(conn, t, rec, where: str) -> Position:
     if st is None:
         raise ConfigError(f"{said}, but {where} is no longer a replica: "
                           "configure it with CHANGE MASTER/REPLICATION SOURCE")
-    if st.sql_running or st.io_running:
-        raise ConfigError(f"{said}; the native replica runs: nothing to do")
     if st.sql_errno:
         raise ConfigError(f"{said}; the native replica stopped on error {st.sql_errno} "
                           f"({st.sql_error}): fix that, then START SLAVE/REPLICA")
-    log.info("%s; starting the native replica, which was left stopped", said)
-    replica.start()
+    if st.sql_running and st.io_running:
+        log.info("%s; the native replica runs: nothing to do", said)  # a rerun: done before
+    else:
+        log.info("%s; starting the native replica, which was left stopped", said)
+        replica.start()
     if rec.start is not None and not st.auto_position:
         return Position(rec.start.file, rec.start.pos, rec.gtid)
     return Position("", 0, rec.gtid)

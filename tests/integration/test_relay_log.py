@@ -6,6 +6,7 @@ logs are gone. Bad input: a relay log whose source is not [source]."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -65,6 +66,22 @@ def relay_files(target) -> list[Path]:
     return [target.datadir / Path(n.strip()).name for n in index.read_text().splitlines() if n.strip()]
 
 
+class Held:
+    """Relay log files held open: a file counts as removed once its last name is gone
+    (``st_nlink`` 0). Names alone would not do: after the replica is pointed at a new
+    position (CHANGE MASTER) the server numbers its relay logs from 000001 again."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.fds = [os.open(p, os.O_RDONLY) for p in paths]
+
+    def removed(self) -> bool:
+        return all(os.fstat(fd).st_nlink == 0 for fd in self.fds)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
 def test_relay_log_mode_under_load_with_io_restart_and_kill(replica_pair, tmp_path, dbname):
     source, target = replica_pair
     seed(source, dbname)
@@ -72,12 +89,13 @@ def test_relay_log_mode_under_load_with_io_restart_and_kill(replica_pair, tmp_pa
              == source.binlog_position()[1])
     path = relay_config(tmp_path, source, target, dbname)
     load = Load(source, dbname, count=5000, pause=0.001)
+    early = Held([])
     try:
         out = run_cli("takeover", "--config", str(path))
         assert out.returncode == 0, out.stderr
         st = replica(target).status()
         assert st.io_running and not st.sql_running  # relay-log mode keeps the IO thread
-        early = relay_files(target)
+        early = Held(relay_files(target))
         first = Applier(path, log_dir=tmp_path, name="relay1")
         wait_for("applied transactions", lambda: applied(target, "mts_applier") > 400)
         target.execute("STOP SLAVE IO_THREAD")  # an IO-thread restart mid-way
@@ -98,17 +116,17 @@ def test_relay_log_mode_under_load_with_io_restart_and_kill(replica_pair, tmp_pa
         wait_for("the applier to catch up", caught_up, timeout=180)
         # caught up with relay logs over relay_log_purge_bytes: it drops them (checked
         # every INDEX_SECONDS at the newest file's end, so not at the same instant)
-        wait_for("the applied relay logs to be dropped",
-                 lambda: not any(f.exists() for f in early), timeout=60)
+        wait_for("the applied relay logs to be dropped", early.removed, timeout=60)
         second.signal(signal.SIGTERM, group=False)
         assert second.wait() == 0, second.describe()
+        assert early.removed(), "the relay logs of the takeover are back"
     finally:
         load.join()
+        early.close()
     assert_same(source, target, dbname)
     assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 5000
     total = sum(f.stat().st_size for f in relay_files(target) if f.exists())
     assert total <= 2 * PURGE_BYTES, f"relay logs were not removed: {total} bytes"
-    assert not any(f.exists() for f in early), "the relay logs of the takeover are still there"
 
 
 def test_a_relay_log_from_another_source_is_refused(replica_pair, source, tmp_path, dbname):

@@ -93,9 +93,11 @@ def run_steady(opts: BenchOptions, spec: SteadySpec, say=print, progress: bool =
     value, percent = parse_rate(spec.rate)
     if opts.workload not in WORKLOADS:
         raise ApplierError(f"unknown workload {opts.workload!r} for --steady; one of {', '.join(WORKLOADS)}")
-    for mode in opts.native_modes:
-        if mode not in NATIVE_MODES:
-            raise ApplierError(f"unknown native mode {mode!r}; one of {', '.join(NATIVE_MODES)}")
+    if opts.flavor != "mariadb":
+        raise ApplierError("--steady runs on MariaDB only (slave_parallel_mode contenders)")
+    for mode in opts.modes:
+        if mode not in NATIVE_MODES["mariadb"]:
+            raise ApplierError(f"unknown native mode {mode!r}; one of {', '.join(NATIVE_MODES['mariadb'])}")
     if spec.seconds <= 0 or spec.connections < 1:
         raise ApplierError("--seconds and --connections must be positive")
     from tqdm import tqdm
@@ -139,7 +141,7 @@ def run_steady(opts: BenchOptions, spec: SteadySpec, say=print, progress: bool =
         rate = value * reference["tps"] / 100 if reference else value
         report = SteadyReport(
             options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            environment=_environment(opts),
+            environment=_environment(opts, source),
             steady={"rate": spec.rate.strip(), "rate_tps": round(rate, 1), "seconds": spec.seconds,
                     "connections": load.connections, "workload": opts.workload},
             reference=reference,
