@@ -47,12 +47,13 @@ def _live_in_group(pgid: int) -> list[int]:
 class Applier:
     """``applier run`` (or ``command``) as a subprocess in its own process group (pgid = pid)."""
 
-    def __init__(self, config: Path, *args: str, log_dir: Path, name: str, command: str = "run") -> None:
+    def __init__(self, config: Path, *args: str, log_dir: Path, name: str, command: str = "run",
+                 verbose: bool = False) -> None:
         self.out_path = log_dir / f"{name}.out"
         self.err_path = log_dir / f"{name}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [*APPLIER, command, "--config", str(config), *args],
+                [*APPLIER, *(["-v"] if verbose else []), command, "--config", str(config), *args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 cwd=REPO,
             )

@@ -133,8 +133,8 @@ def spawn(tmp_path):
     """Start applier subprocesses; whatever is still running at the end is killed."""
     started: list[Applier] = []
 
-    def start(config: Path, *args: str) -> Applier:
-        app = Applier(config, *args, log_dir=tmp_path, name=f"run{len(started) + 1}")
+    def start(config: Path, *args: str, verbose: bool = False) -> Applier:
+        app = Applier(config, *args, log_dir=tmp_path, name=f"run{len(started) + 1}", verbose=verbose)
         started.append(app)
         return app
 

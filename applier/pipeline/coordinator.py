@@ -63,14 +63,22 @@ class Flow:
         self.skip_upto = 0  # a relay log read from its start: transactions ending here or before
         self.tails_applied = False  # a relay log read from a GTID set: a headless tail was applied
         self._skipping = None  # a streamed transaction applied before (not applied again)
+        self._streaming = None  # the streamed transaction being applied (begun, not ended)
         self._held: list = []  # barriers read one after the other, not yet applied (_flush_barriers)
         self.stop = False
         self._next_progress = 0.0
         self._next_record = 0.0
 
     def run(self, reader) -> None:
-        """Until the reader ends (raises), ``stop`` is set or the UNTIL point is reached."""
-        self._run(reader)
+        """Until the reader ends (raises), ``stop`` is set or the UNTIL point is reached.
+        A streamed transaction whose end was not read is rolled back: nothing of it
+        commits (what comes next resumes before it)."""
+        try:
+            self._run(reader)
+        finally:
+            if self._streaming is not None:
+                self._streaming = None
+                self.serial.abandon()
         self._flush_barriers()
 
     def _items(self, reader):
@@ -142,12 +150,14 @@ class Flow:
                     dispatcher.drain()
                     self.metrics.big_transactions += 1
                     self.serial.stream_begin(txn)
+                    self._streaming = txn
                 if txn is not self._skipping:
                     txn.rows += self.serial.stream(txn, item.items)  # type: ignore[union-attr]
             elif t is StreamAbort:
                 if item.txn is self._skipping:  # type: ignore[union-attr]
                     self._skipping = None
                 else:
+                    self._streaming = None
                     self.serial.abandon()
             elif t is StreamEnd:
                 txn = item.txn  # type: ignore[union-attr]
@@ -159,6 +169,7 @@ class Flow:
                 else:
                     txn.ticket = dispatcher.next_ticket()
                     self.serial.stream_end(txn)
+                    self._streaming = None
                     self._serial_done(txn)
                 if until is not None and until.after(txn):
                     return

@@ -135,9 +135,11 @@ class SerialApplier:
 
     def record(self) -> None:
         """Row 0 takes the watermark, if it moved since row 0 was last written (workers'
-        rows hold the watermark of when their last batch was sent)."""
+        rows hold the watermark of when their last batch was sent). Never while a
+        streamed transaction is open on row 0's connection: the commit would take its
+        rows so far with it (its own end records the position)."""
         w = self.watermark
-        if w.ordinal == self._recorded or not w.ordinal:
+        if w.ordinal == self._recorded or not w.ordinal or self._net is not None:
             return
         s = self.session
         try:

@@ -25,6 +25,8 @@ connection to ``host:port``; point the applier's ``[source]`` (or anything else)
   compression); the first packet for which ``matcher(payload)`` is true is not
   forwarded: the client gets every byte before it, then the end of the stream. Each
   matcher once, in order.
+* ``stall_before(matcher)`` ... ``release()``: the same packet and everything after it
+  wait (the connection stays open, the client sees a quiet socket) until ``release()``.
 
 Bounds: at most ``max_connections`` live connections (more are closed at once), every
 socket wait has a short timeout, every thread is a daemon and ``close()`` joins them
@@ -75,6 +77,7 @@ class _Conn:
         self._down = bytearray()  # server bytes to send to the client
         self._up = bytearray()  # client bytes to send to the server
         self._framing = bytearray()  # the server's last packet, while it is incomplete
+        self.stalled = False  # stall_before matched: server bytes wait in _framing
         self.thread = threading.Thread(target=self._pump, name="proxy-conn", daemon=True)
 
     def _from_server(self, data: bytes) -> bool:
@@ -90,10 +93,17 @@ class _Conn:
             return False
         self.received += len(data)
         self._framing += data
+        if self.stalled and proxy.stalling:
+            return True
+        self.stalled = False
         buf, off = self._framing, 0
         while len(buf) - off >= 4:
             length = buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16
             if len(buf) - off - 4 < length:
+                break
+            if proxy._stall is not None and proxy._match_stall(bytes(buf[off + 4 : off + 4 + length])):
+                self.stalled = True
+                proxy._count("stalls")
                 break
             if proxy._matchers and proxy._match(bytes(buf[off + 4 : off + 4 + length])):
                 self._queue_down(buf[:off])
@@ -146,8 +156,11 @@ class _Conn:
                     eof_deadline = time.monotonic() + 30
                 if eof_deadline is not None and time.monotonic() > eof_deadline:
                     return
+                if self.stalled and not self.proxy.stalling:  # released: pass the held bytes on
+                    self._from_server(b"")
                 readable = []
-                if not server_eof and not cutting and len(self._down) < _MAX_BUFFER:
+                if (not server_eof and not cutting and len(self._down) < _MAX_BUFFER
+                        and len(self._framing) < _MAX_BUFFER):
                     readable.append(upstream)
                 if not client_eof and len(self._up) < _MAX_BUFFER:
                     readable.append(client)
@@ -239,7 +252,7 @@ class FaultProxy:
         self.rate = 0  # server->client bytes per second per connection (0: unlimited)
         self.hold: int | None = None  # server->client bytes per connection, then wait (None: no cap)
         self.counters = {"accepted": 0, "cuts": 0, "refusals": 0, "handshake_kills": 0,
-                         "matched_cuts": 0, "over_limit": 0}
+                         "matched_cuts": 0, "over_limit": 0, "stalls": 0}
         self._lock = threading.Lock()
         self._conns: set[_Conn] = set()
         self._closing = threading.Event()
@@ -248,6 +261,8 @@ class FaultProxy:
         self._handshake: tuple[int, float] | None = None  # (max bytes, monotonic deadline)
         self._budgets: list[int] = []  # handshake cuts for the next connections, in order
         self._matchers: list[Callable[[bytes], bool]] = []  # cut_before, in order
+        self._stall: Callable[[bytes], bool] | None = None  # stall_before, once
+        self.stalling = False  # a connection is stalled (until release())
         self._cutter: threading.Thread | None = None
         self._cutting = threading.Event()
         self.port = self._listen(0)
@@ -435,6 +450,32 @@ class FaultProxy:
         packets after the previous cut; none: disarm)."""
         with self._lock:
             self._matchers = list(matchers)
+
+    def _match_stall(self, payload: bytes) -> bool:
+        with self._lock:
+            if self._stall is None or not self._stall(payload):
+                return False
+            self._stall = None
+            self.stalling = True
+            return True
+
+    def stall_before(self, matcher: Callable[[bytes], bool]) -> None:
+        """Hold back the first server packet with ``matcher(payload)`` true, and all that
+        follows on its connection, until ``release()``; the connection stays open."""
+        with self._lock:
+            self._stall = matcher
+            self.stalling = False
+
+    def release(self) -> None:
+        """A stalled connection goes on (what was held is passed on first)."""
+        with self._lock:
+            self._stall = None
+            self.stalling = False
+
+    @property
+    def stalls(self) -> int:
+        with self._lock:
+            return self.counters["stalls"]
 
     @property
     def armed(self) -> int:

@@ -22,11 +22,15 @@ check opens a dump connection of its own before the one the cuts are meant for.
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 
 from tests.faults import faultlib as fl
 
 BIG = 400  # rows per statement of the big transaction: 3 statements, big_txn_rows = 500
+QUIET_ROWS = 120_000  # about 6 MB of rows events before the source goes quiet
 
 
 def _marker(name: str) -> bytes:
@@ -134,3 +138,58 @@ def test_disconnect_in_the_middle_of_a_transaction(source, target, dbname, tmp_p
         sums = [server.query(f"SELECT COUNT(*), SUM(CRC32(b)) FROM `{db}`.{table}")
                 for server in (source, target)]
         assert sums[0] == sums[1], f"{table}: source {sums[0]}, target {sums[1]}"
+
+
+@pytest.mark.parametrize("native_scan", [True, False], ids=["native-scan", "per-event-only"])
+def test_a_quiet_source_inside_a_streamed_transaction_commits_none_of_it(source, target, dbname,
+                                                                         tmp_path, spawn, proxies,
+                                                                         native_scan):
+    """The source goes quiet in the middle of a big transaction the applier streams (its
+    first rows already written in an open target transaction): neither the idle loop
+    (row 0 taking the position once the workers are quiet) nor a SIGTERM then may commit
+    a part of it. The stop rolls it back and exits 0 at the position before it; the next
+    run applies it whole."""
+    proxy = proxies(source)
+    db, schema = dbname, f"ckpt_{dbname}"
+    start = source.binlog_position()
+    conn = source.connect()
+    try:
+        _tables(conn.cursor(), db)
+    finally:
+        conn.close()
+    secs = fl.sections(source, target, [db], start=start, schema=schema,
+                       source_addr=(proxy.host, proxy.port), big_txn_rows=500, workers=2,
+                       native_scan=native_scan)
+    config = fl.write(tmp_path / "applier.toml", secs)
+    fl.catch_up(spawn, config)
+
+    proxy.stall_before(_contains(_marker("big")))
+    app = spawn(config, verbose=True)  # follows the source until SIGTERM
+    conn = source.connect()
+    try:
+        # transactions for the workers first: the watermark moves past what row 0 last
+        # recorded; then one over the native scanner's 4 MiB (it streams from there),
+        # and the quiet point inside it
+        t = Txns(conn, db)
+        t.plain(20)
+        before = source.binlog_position()  # where the big transaction begins
+        t.run(
+            f"INSERT INTO `{db}`.big SELECT seq, RPAD('first', 40, 'x') FROM `{db}`.seq_1_to_{QUIET_ROWS}",
+            f"INSERT INTO `{db}`.big VALUES ({QUIET_ROWS + 1}, '{_marker('big').decode()}')",
+            f"INSERT INTO `{db}`.big SELECT seq, 'third' FROM `{db}`.seq_{QUIET_ROWS + 2}_to_{QUIET_ROWS + BIG}")
+    finally:
+        conn.close()
+    fl.wait_for("the source to go quiet inside the big transaction", lambda: proxy.stalls == 1, app=app)
+    fl.wait_for("the streamed rows", lambda: "streaming it" in app.stderr, app=app)
+    time.sleep(2.5)  # the idle loop runs many times (row 0 may record at most once a second)
+    assert target.query(f"SELECT COUNT(*) FROM `{db}`.big")[0][0] == 0, "a part of it committed"
+    app.signal(signal.SIGTERM, group=False)
+    assert app.wait(fl.APPLY_SECONDS) == 0, app.describe()
+    app.assert_gone()
+    assert target.query(f"SELECT COUNT(*) FROM `{db}`.big")[0][0] == 0, "a part of it committed"
+    assert fl.checkpoint_position(target, schema) == before
+
+    proxy.release()
+    fl.catch_up(spawn, config)
+    assert target.query(f"SELECT COUNT(*) FROM `{db}`.big")[0][0] == QUIET_ROWS + BIG
+    fl.assert_equal(source, target, [db])
