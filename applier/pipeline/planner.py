@@ -43,20 +43,18 @@ class Planner:
         self.sink = sink
         self.tables = tables
         self.verify = verify  # [apply] verify_before_image: rows must hold their whole before image
-        self._fk_checks = True
 
     @property
     def fk_checks(self) -> bool:
-        """foreign_key_checks as this planner last set them."""
-        return self._fk_checks
+        """foreign_key_checks as the sink leaves them (``StatementSink.fk_checks``)."""
+        return self.sink.fk_checks
 
     def foreign_key_checks(self, on: bool) -> None:
         """Follow the source session's foreign_key_checks (rows event flag, statement
         flags2): with them off there, deletes cascade nothing and orphans are allowed."""
-        if on != self._fk_checks:
+        if on != self.sink.fk_checks:
             flag = b"1" if on else b"0"
             self.sink.session(b"SET SESSION foreign_key_checks = " + flag, FK_CHECKS + flag.decode())
-            self._fk_checks = on
 
     def new_net(self) -> NetChanges:
         return NetChanges(self.sink, self.verify)

@@ -53,10 +53,14 @@ def lost(e: MySQLdb.Error, what: str) -> TargetLost:
 
 class Executor:
     """Runs statements on one target connection and checks affected rows (a
-    ``planner.StatementSink`` that runs at once)."""
+    ``planner.StatementSink`` that runs at once). It knows the session state statements
+    rely on, as the connection holds it: ``fk_checks`` (foreign_key_checks) and
+    ``lenient`` (sql_mode is LENIENT_SQL_MODE), whichever planner set them last."""
 
     def __init__(self, conn: MySQLdb.connections.Connection, source_flavor: str | None = None) -> None:
         self.conn = conn
+        self.fk_checks = True
+        self.lenient = False
         self.flavor = "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
         self.source_flavor = source_flavor  # None: unknown, a statement's sql_mode is not used
         self._catalog: TargetCollations | None = None  # the target's collations (other flavor's source)
@@ -94,6 +98,18 @@ class Executor:
     def session(self, sql: bytes, what: str) -> None:
         """A session setting (no rows, no check)."""
         self.conn.query(sql)
+        if what.startswith(FK_CHECKS):
+            self.fk_checks = what.endswith("1")
+        elif what.startswith(SQL_MODE):
+            self.lenient = what.endswith("lenient")
+
+    def settle(self, fk_checks: bool) -> None:
+        """The session as planned statements assume it: ``fk_checks``, sql_mode strict."""
+        if fk_checks != self.fk_checks:
+            flag = b"1" if fk_checks else b"0"
+            self.session(b"SET SESSION foreign_key_checks = " + flag, FK_CHECKS + flag.decode())
+        if self.lenient:  # a statement failed between a lenient switch and its end
+            self.session(f"SET SESSION sql_mode = '{ROW_SQL_MODE}'".encode(), SQL_MODE + "strict")
 
     def statement(self, stmt: Statement) -> None:
         """A logged statement (DDL, SAVEPOINT) in its source session's context: default
@@ -156,6 +172,7 @@ class Executor:
         finally:
             conn.query(b"SET NAMES utf8mb4")
             conn.query(f"SET SESSION collation_server = DEFAULT, sql_mode = '{ROW_SQL_MODE}'".encode())
+            self.lenient = False
 
     def _collations(self) -> TargetCollations:
         if self._catalog is None:
@@ -179,8 +196,6 @@ class Session:
         self.row = CheckpointRow(target.checkpoint_schema, worker_id)
         if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries
             self.row.resume(self.conn)
-        self._fk_checks = True  # the connection's foreign_key_checks, as executed
-        self._lenient = False  # the connection's sql_mode is LENIENT_SQL_MODE
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -237,26 +252,14 @@ class Session:
 
     def _run_statements(self, batch: PlannedBatch) -> None:
         ex = self.executor
-        if batch.fk_checks_at_start != self._fk_checks:  # e.g. after a retried batch
-            self._set_fk_checks(batch.fk_checks_at_start)
-        if self._lenient:  # a batch that failed between a lenient statement and its end
-            self.conn.query(f"SET SESSION sql_mode = '{ROW_SQL_MODE}'".encode())
-            self._lenient = False
+        ex.settle(batch.fk_checks_at_start)  # as planned (after a retry, or another planner's statements)
         for sql, expect, what in batch.statements:
             if expect == SESSION_STATEMENT:
                 ex.session(sql, what)
-                if what.startswith(FK_CHECKS):
-                    self._fk_checks = what.endswith("1")
-                elif what.startswith(SQL_MODE):
-                    self._lenient = what.endswith("lenient")
             elif expect == STATEMENT:
                 ex.statement(sql)  # type: ignore[arg-type]
             else:
                 ex.run(sql, expect, what)
-
-    def _set_fk_checks(self, on: bool) -> None:
-        self.conn.query(b"SET SESSION foreign_key_checks = " + (b"1" if on else b"0"))
-        self._fk_checks = on
 
 
 def wait_turn(turn, ticket: int, seconds: float) -> bool:

@@ -27,7 +27,12 @@ Planned = tuple  # (sql bytes | Statement, expected rows | None | SESSION_STATEM
 
 class StatementSink(Protocol):
     """Where planned statements go: run now (``session.Executor``) or later
-    (``StatementLog``)."""
+    (``StatementLog``). ``fk_checks`` is the session's foreign_key_checks as the sink
+    leaves them: for an executor the connection's own (whoever set them last: DDL,
+    barriers and streamed transactions share the coordinator's connection), for a log
+    what its statements so far set."""
+
+    fk_checks: bool
 
     def run(self, sql: bytes, expect: int | None, what: str) -> int:
         """A statement that must affect ``expect`` rows (None: any number)."""
@@ -47,6 +52,7 @@ class StatementLog:
 
     def __init__(self) -> None:
         self.statements: list[Planned] = []
+        self.fk_checks = True
 
     def run(self, sql: bytes, expect: int | None, what: str) -> int:
         self.statements.append((sql, expect, what))
@@ -59,6 +65,8 @@ class StatementLog:
             # each; a batch of upserts of many tables has dozens of them)
             self.statements.pop()
             return
+        if what.startswith(FK_CHECKS):
+            self.fk_checks = what.endswith("1")
         self.statements.append((sql, SESSION_STATEMENT, what))
 
     def statement(self, stmt: Statement) -> None:

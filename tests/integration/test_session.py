@@ -89,16 +89,16 @@ def test_a_retry_restores_the_settings_the_batch_assumed(target, dbname):
     blocker.autocommit(False)
     blocker.cursor().execute(f"SELECT * FROM {dbname}.t WHERE id = 1 FOR UPDATE")
     restored: list[int] = []
-    real = session._set_fk_checks  # noqa: SLF001 - record what the server held after each restore
+    real = session.executor.settle  # record what the server held after each settling
 
-    def recording(on: bool) -> None:
-        real(on)
+    def recording(fk_checks: bool) -> None:
+        real(fk_checks)
         cur = session.conn.cursor()
         cur.execute("SELECT @@SESSION.foreign_key_checks")
         restored.append(cur.fetchone()[0])
         cur.close()
 
-    session._set_fk_checks = recording  # type: ignore[method-assign]
+    session.executor.settle = recording  # type: ignore[method-assign]
     release = threading.Timer(1.5, blocker.commit)
     release.start()
     try:

@@ -92,3 +92,35 @@ def test_ddl_without_foreign_key_checks(source, target, dbname):
 
     run_applier(cfg)
     assert_same(source, target, dbname)
+
+
+
+@pytest.mark.parametrize("then", ["barrier", "big"])
+def test_checks_follow_each_source_session_on_one_connection(source, target, dbname, then):
+    """The coordinator's one target connection serves DDL, barriers and streamed
+    transactions: foreign_key_checks as one of them left it must not leak into the
+    next. A DDL logged with the checks off, then a barrier with them on (its delete must
+    cascade); a barrier with them off, then a delete of 5 parents with them on (a
+    barrier, or streamed when big); then a DDL that needs them off (dropping a parent
+    still referenced)."""
+    cfg = make_config(source, target, dbname, workers=2, big_txn_rows=3 if then == "big" else 10_000)
+    src = source.connect()
+    cur = src.cursor()
+    _tables(cur, dbname)
+    cur.execute("SET SESSION foreign_key_checks = 0")
+    cur.execute(f"CREATE TABLE {dbname}.dumped (id INT PRIMARY KEY)")  # mysqldump style
+    cur.execute("SET SESSION foreign_key_checks = 1")
+    cur.execute(f"DELETE FROM {dbname}.parent WHERE id = 1")  # cascades: its children go
+    cur.execute("SET SESSION foreign_key_checks = 0")
+    cur.execute(f"DELETE FROM {dbname}.parent WHERE id = 9")  # no cascade: its children stay
+    cur.execute("SET SESSION foreign_key_checks = 1")
+    cur.execute(f"DELETE FROM {dbname}.parent WHERE id >= 4 AND id <= 8")  # cascades
+    cur.execute("SET SESSION foreign_key_checks = 0")
+    cur.execute(f"DROP TABLE {dbname}.parent")  # still referenced: needs the checks off
+    cur.execute("SET SESSION foreign_key_checks = 1")
+    src.close()
+
+    run_applier(cfg)
+    q = f"SELECT pid, COUNT(*) FROM {dbname}.child GROUP BY pid ORDER BY pid"
+    assert rows(target, q) == rows(source, q)
+    assert_same(source, target, dbname)
