@@ -11,6 +11,15 @@ file) are skipped. A transaction may span two relay files: what was not consumed
 one file carries over to the next. Reading starts at the oldest relay file and skips
 every transaction that ends at or before the checkpoint.
 
+Which source binlog file the oldest relay file's events are from is not in that file
+when the relay log rotated for its size (it starts with the replica's and the source's
+FormatDescription only); the checkpoint's file is not it either once the source has
+rotated since (relay logs stay until they are purged, below). The first Rotate of the
+source's in the relay log says: one the source sent when the IO thread (re)connected
+(log position 0) names the file it continues, so what came before is in that file; a
+real one (the end of a source file) names the next file, so what came before is in the
+one before it (``_oldest_source_file``).
+
 Applied relay logs must not fill the disk, and the IO thread owns the relay log index:
 once the applier has caught up with the relay log and the files hold more than
 ``[source] relay_log_purge_bytes``, it drains, stops the IO thread, points the replica
@@ -26,7 +35,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet
+from ..binlog import events as ev
+from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet, file_base, file_number
 from ..config import Config
 from ..db.connect import connect, flavor_and_version
 from ..db.replica import Replica, same_server
@@ -104,7 +114,7 @@ class RelayLogReading:
         elif gtid:
             flow.applied_gtids = GtidPosition(gtid)
             flow.tails_applied = True  # the oldest relay file may start inside an applied one
-        source_file = start.file if start is not None else ""
+        source_file = self._oldest_source_file(start.file if start is not None else "")
         done: set[Path] = set()
         carry = b""
         resyncs: dict[int, int] = {}  # watermark -> times read again from the oldest relay log
@@ -128,14 +138,31 @@ class RelayLogReading:
                 self._purge(flow)
                 done.clear()
                 carry = b""
-                w = flow.watermark
-                source_file = w.file
+                source_file = self._oldest_source_file(flow.watermark.file)
             except MissingTableMap as e:
-                source_file = self._resync(flow, e, resyncs)
+                source_file = self._oldest_source_file(self._resync(flow, e, resyncs))
                 done.clear()
                 carry = b""
             finally:
                 reader.close()
+
+    def _oldest_source_file(self, default: str) -> str:
+        """The source binlog file of the oldest relay file's first events (see the module
+        docstring); ``default`` (the checkpoint's file) when no relay file holds a
+        Rotate of the source's: then everything in them is from one file, the one the
+        applier was reading."""
+        for path in self._files():
+            try:
+                rotate = _first_source_rotate(path, self.server_id)
+            except (OSError, SourceError):
+                continue  # gone meanwhile (purged), or not readable yet: the next one
+            if rotate is not None:
+                name, artificial = rotate
+                if artificial:
+                    return name
+                digits = len(name) - len(file_base(name)) - 1
+                return f"{file_base(name)}.{file_number(name) - 1:0{digits}d}"
+        return default
 
     @staticmethod
     def _resync(flow: Flow, e: MissingTableMap, resyncs: dict[int, int]) -> str:
@@ -205,6 +232,30 @@ def add_gtids(replica: Replica, applied: MysqlGtidSet) -> None:
     missing = applied.difference(MysqlGtidSet.parse(replica.gtid_position()))
     if missing:
         replica.execute("SET GLOBAL gtid_purged = %s", (f"+{missing}",))
+
+
+def _first_source_rotate(path: Path, own_server_id: int) -> tuple[str, bool] | None:
+    """(the file it names, whether the source made it up at a connect) of the first
+    Rotate event in ``path`` not written by the replica itself (``own_server_id``), or
+    None. Reads event headers only, and the Rotate's body."""
+    trailer = 4 if inspect_file(path).checksum else 0
+    with open(path, "rb") as f:
+        pos = 4
+        while True:
+            f.seek(pos)
+            head = f.read(ev.HEADER_LEN)
+            if len(head) < ev.HEADER_LEN:
+                return None  # the end (or an event still being written)
+            _, etype, server_id, size, log_pos, flags = ev.HEADER.unpack(head)
+            if size < ev.HEADER_LEN:
+                return None  # not an event: the reader names the problem
+            if etype == ev.ROTATE and server_id != own_server_id:
+                body = f.read(size - ev.HEADER_LEN)
+                if len(body) < size - ev.HEADER_LEN:
+                    return None
+                name = body[8 : len(body) - trailer].decode("utf-8", "replace")
+                return name, log_pos == 0 or bool(flags & ev.LOG_EVENT_ARTIFICIAL_F)
+            pos += size
 
 
 def _size(path: Path) -> int:

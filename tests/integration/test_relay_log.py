@@ -62,7 +62,7 @@ def replica(target) -> Replica:
 
 
 def relay_files(target) -> list[Path]:
-    index = target.datadir / "relay-bin.index"
+    index = next(target.datadir.glob("*relay-bin.index"))
     return [target.datadir / Path(n.strip()).name for n in index.read_text().splitlines() if n.strip()]
 
 
@@ -80,6 +80,20 @@ class Held:
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
+
+
+def stop_caught_up(source, target, app: Applier) -> None:
+    """Wait until ``app``'s checkpoint is at the source's end, then SIGTERM: exit 0."""
+    end = source.binlog_position()
+
+    def caught_up() -> bool:
+        rows = target.query("SELECT MAX(watermark_file), MAX(watermark) FROM mts_applier.checkpoint")
+        return rows[0][0] == end[0] and int(rows[0][1]) & 0xFFFFFFFF >= end[1]
+
+    wait_for("the applier to catch up", lambda: caught_up() or app.proc.poll() is not None)
+    assert app.proc.poll() is None, app.describe()
+    app.signal(signal.SIGTERM, group=False)
+    assert app.wait() == 0, app.describe()
 
 
 def test_relay_log_mode_under_load_with_io_restart_and_kill(replica_pair, tmp_path, dbname):
@@ -134,3 +148,38 @@ def test_a_relay_log_from_another_source_is_refused(replica_pair, source, tmp_pa
     path = relay_config(tmp_path, source, target, dbname)  # [source] is not the replica's
     out = run_cli("run", "--config", str(path), "--stop-at-end")
     assert_clean_error(out, 2, "relay log comes from 127.0.0.1:", "point [source] at")
+
+
+
+
+def test_a_restart_reads_relay_logs_of_an_earlier_source_file(replica_pair, tmp_path, dbname):
+    """Relay logs the applier applied stay until they are purged: after a restart the
+    oldest ones may hold an earlier source binlog file than the checkpoint's (the source
+    rotated since), and a relay log rotated for its size does not say which source file
+    it continues. Its events must not be taken for the checkpoint file's (their positions
+    past the checkpoint's are not later): nothing applied twice after the restart."""
+    source, target = replica_pair
+    seed(source, dbname)
+    # the native replica applies (and deletes) many small relay logs: the oldest one left,
+    # at the takeover, continues the source's first file without naming it
+    load = Load(source, dbname, count=400, pause=0)
+    load.join()
+    wait_for("the native replica", lambda: replica(target).status().exec_pos
+             == source.binlog_position()[1])
+    path = relay_config(tmp_path, source, target, dbname)
+    out = run_cli("takeover", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    first = Applier(path, log_dir=tmp_path, name="relay1")
+    for i in range(100):  # the rest of the first file: more relay logs
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i % 40 + 1,))
+    source.execute("FLUSH BINARY LOGS")
+    for i in range(20):  # a short current file: its positions are below the first file's
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
+    stop_caught_up(source, target, first)
+    assert_same(source, target, dbname)
+    assert len(relay_files(target)) > 3, "the relay logs were purged: the case is not made"
+    for i in range(10):  # more for the restarted run
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
+    stop_caught_up(source, target, Applier(path, log_dir=tmp_path, name="relay2"))
+    assert_same(source, target, dbname)
+    assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 400
