@@ -13,8 +13,11 @@ written as the signed number the server compares it as. MariaDB specifics: COMPR
 columns are logged compressed (decoded here), and pre-10.0 TIME/DATETIME/TIMESTAMP with
 fractional seconds are logged without metadata (their digits come from the schema).
 
-Decoding is driven by a per-table ``RowPlan`` built once per (TableMap, TableSchema)
-so the per-row loop only dispatches on small integers.
+Integers are read with the *source's* signedness when the TableMap logs it (SIGNEDNESS,
+binlog_row_metadata=MINIMAL or FULL: the bytes of -1 and of 4294967295 are the same),
+else with the target column's. Decoding is driven by a per-table ``RowPlan`` built once
+per (TableMap, TableSchema) so the per-row loop only dispatches on small integers (the
+native decoder, native/_rowkeys.pyx, reads the same plan).
 """
 
 from __future__ import annotations
@@ -85,8 +88,13 @@ class RowPlan:
     columns: tuple[ColumnCodec, ...]
 
 
-def column_codec(btype: int, meta: int, col: dbs.Column | None) -> ColumnCodec:
-    unsigned = col.unsigned if col is not None else False
+def column_codec(btype: int, meta: int, col: dbs.Column | None, unsigned: bool | None = None) -> ColumnCodec:
+    """How to decode one column: ``btype``/``meta`` from the TableMap, ``col`` the target's
+    column (None: unknown), ``unsigned`` the source's signedness when the TableMap logs
+    it (SIGNEDNESS), which then decides how an integer's bytes read; else the target
+    column's (``compat`` refuses a target whose signedness cannot hold the source's)."""
+    if unsigned is None:
+        unsigned = col.unsigned if col is not None else False
     charset = col.charset if col is not None else None
     col_fsp = col.fsp if col is not None and col.fsp and 0 < col.fsp <= 6 else 0
     prefix = f"_{charset}'".encode() if charset and charset != "binary" else b"_binary'"
@@ -156,10 +164,11 @@ def column_codec(btype: int, meta: int, col: dbs.Column | None) -> ColumnCodec:
 
 def build_plan(tmap: s.TableMap, schema: dbs.TableSchema | None) -> RowPlan:
     cols = schema.columns if schema is not None else (None,) * len(tmap.types)
+    logged = tmap.unsigned if tmap.unsigned is not None else (None,) * len(tmap.types)
     return RowPlan(
         tmap.db,
         tmap.table,
-        tuple(column_codec(t, m, c) for t, m, c in zip(tmap.types, tmap.metas, cols, strict=True)),
+        tuple(column_codec(t, m, c, u) for t, m, c, u in zip(tmap.types, tmap.metas, cols, logged, strict=True)),
     )
 
 

@@ -874,3 +874,38 @@ def test_rows_start_skips_the_v2_extra_data():
     body = (7).to_bytes(6, "little") + b"\x00\x00" + b"\x05\x00abc" + b"\x01"
     assert rc.rows_start(body, 2) == 13
     assert rc.rows_start(body, 1) == 8
+
+
+# -- signedness: the source's (TableMap SIGNEDNESS) when logged, else the target's ----------
+
+
+def _int_plan(btype: int, target_unsigned: bool, logged: bool | None) -> rc.RowPlan:
+    tm = s.TableMap(7, "d", "t", (btype,), (0,), (False,), None,
+                    unsigned=(logged,) if logged is not None else None)
+    return rc.build_plan(tm, dbs.TableSchema("d", "t", (col(unsigned=target_unsigned),), (), False))
+
+
+@pytest.mark.parametrize("btype, raw, as_signed, as_unsigned", [
+    (s.T_TINY, b"\xff", b"-1", b"255"),
+    (s.T_SHORT, b"\x00\x80", b"-32768", b"32768"),
+    (s.T_INT24, b"\xff\xff\xff", b"-1", b"16777215"),
+    (s.T_LONG, b"\xff\xff\xff\xff", b"-1", b"4294967295"),
+    (s.T_LONGLONG, b"\xff" * 8, b"-1", b"18446744073709551615"),
+])
+def test_source_signedness_decides_the_value(btype, raw, as_signed, as_unsigned):
+    body = rows_body(1, [True], [image([False], raw)])
+    for target_unsigned in (False, True):
+        # logged: the source's signedness, whatever the target column says
+        assert rc.decode_rows(_int_plan(btype, target_unsigned, False), ev.INSERT, body, 2) == [(None, (as_signed,))]
+        assert rc.decode_rows(_int_plan(btype, target_unsigned, True), ev.INSERT, body, 2) == [(None, (as_unsigned,))]
+    # not logged (binlog_row_metadata=NO_LOG, or a column the bitmap does not cover): the target's
+    assert rc.decode_rows(_int_plan(btype, True, None), ev.INSERT, body, 2) == [(None, (as_unsigned,))]
+    assert rc.decode_rows(_int_plan(btype, False, None), ev.INSERT, body, 2) == [(None, (as_signed,))]
+
+
+def test_signedness_of_non_integer_columns_changes_nothing():
+    """DECIMAL/FLOAT/DOUBLE carry their sign in their bytes; YEAR is unsigned anyway."""
+    tm = s.TableMap(7, "d", "t", (s.T_DOUBLE, s.T_YEAR, s.T_NEWDECIMAL), (8, 0, 5 | 2 << 8), (False,) * 3, None,
+                    unsigned=(True, True, True))
+    plain = s.TableMap(7, "d", "t", tm.types, tm.metas, tm.nullable, None)
+    assert rc.build_plan(tm, None) == rc.build_plan(plain, None)

@@ -3,8 +3,9 @@ fallback (``applier.rowcodec.decode_rows``) returns.
 
 Rows are encoded here, independently of the decoder, in the binlog row format (null
 bitmap, per-type binary encodings, columns-present bitmaps, v1/v2 rows event headers), for
-random tables (types, metadata, signedness, charsets), random rows and random ``wanted``
-column sets. A few fixed values check the encoder itself against known literals.
+random tables (types, metadata, signedness: the target column's and, when the TableMap
+logs it, the source's, which wins; charsets), random rows and random ``wanted`` column
+sets. A few fixed values check the encoder itself against known literals.
 
 Locally the module is skipped when the extension is not built; under CI (``CI`` set) a
 missing extension is an error: the build is expected to produce it.
@@ -68,20 +69,27 @@ class Spec:
 
     btype: int
     meta: int = 0
-    unsigned: bool = False
+    unsigned: bool = False  # the target column's signedness
     charset: str | None = None
     col_fsp: int | None = None  # the target's DATETIME_PRECISION (MariaDB "hires" types)
+    logged: bool | None = None  # the source's signedness (TableMap SIGNEDNESS), None: not logged
 
     @property
     def fsp(self) -> int:
         return self.meta
+
+    @property
+    def values_unsigned(self) -> bool:
+        """The signedness the values are written with (and decoded with): the source's
+        when the TableMap says it, else the target column's."""
+        return self.logged if self.logged is not None else self.unsigned
 
     def column(self, i: int = 0) -> dbs.Column:
         kw = {"fsp": self.col_fsp} if _HAS_COL_FSP else {}
         return dbs.Column(f"c{i}", "x", self.unsigned, self.charset, None, True, False, **kw)
 
     def codec(self) -> rc.ColumnCodec:
-        return rc.column_codec(self.btype, self.meta, self.column())
+        return make_plan([self]).columns[0]
 
 
 def enc_int(v: int, size: int, unsigned: bool) -> bytes:
@@ -257,6 +265,7 @@ def make_plan(specs: list[Spec], db: str = "db", table: str = "t") -> rc.RowPlan
         metas=tuple(sp.meta for sp in specs),
         nullable=(True,) * len(specs),
         names=None,
+        unsigned=tuple(sp.logged for sp in specs) if any(sp.logged is not None for sp in specs) else None,
     )
     columns = tuple(sp.column(i) for i, sp in enumerate(specs))
     schema = dbs.TableSchema(db, table, columns, (), False)
@@ -279,7 +288,8 @@ def specs(draw) -> Spec:
         )
     )
     if kind == "int":
-        return Spec(draw(st.sampled_from(sorted(_INT_SIZES))), 0, draw(st.booleans()))
+        logged = draw(st.sampled_from([None, False, True]))
+        return Spec(draw(st.sampled_from(sorted(_INT_SIZES))), 0, draw(st.booleans()), logged=logged)
     if kind == "float":
         return Spec(s.T_FLOAT, 4)
     if kind == "double":
@@ -376,9 +386,10 @@ def _valid_values(spec: Spec) -> st.SearchStrategy[bytes]:
     if t in _INT_SIZES:
         size = _INT_SIZES[t]
         bits = 8 * size
-        lo, hi = (0, (1 << bits) - 1) if spec.unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        unsigned = spec.values_unsigned
+        lo, hi = (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
         edges = st.sampled_from([lo, hi, 0, 1, -1 if lo else 2])
-        return (_ints(lo, hi) | edges).map(lambda v: enc_int(v, size, spec.unsigned))
+        return (_ints(lo, hi) | edges).map(lambda v: enc_int(v, size, unsigned))
     if t == s.T_FLOAT:
         return st.floats(width=32).map(lambda v: struct.pack("<f", v))
     if t == s.T_DOUBLE:
@@ -856,6 +867,26 @@ def test_plan_changes_are_seen() -> None:
     duck = DuckPlan("db", "t", list(unsigned.columns))
     with strict():
         assert native.decode_keys(duck, INSERT, body, 1) == [(None, (b"4294967295",))]
+
+
+@pytest.mark.parametrize("btype", sorted(_INT_SIZES))
+def test_logged_signedness_wins_over_the_target(btype: int) -> None:
+    """The TableMap's SIGNEDNESS decodes the integers in both decoders; the target
+    column's only when the binlog does not say (a plan per combination, so the native
+    plan cache sees each)."""
+    size = _INT_SIZES[btype]
+    present = [True, True]
+    raw = [b"\xff" * size, b"\x00" * (size - 1) + b"\x80"]  # -1 / max unsigned; min signed / 2^(n-1)
+    body = rows_body(2, INSERT, 2, present, None, enc_image(present, raw))
+    signed = (str(-1).encode(), str(-(1 << (8 * size - 1))).encode())
+    unsigned = (str((1 << (8 * size)) - 1).encode(), str(1 << (8 * size - 1)).encode())
+    for target_unsigned in (False, True):
+        for logged, expected in ((False, signed), (True, unsigned), (None, unsigned if target_unsigned else signed)):
+            plan = make_plan([Spec(btype, 0, target_unsigned, logged=logged)] * 2)
+            assert rc.decode_rows(plan, INSERT, body, 2) == [(None, expected)]
+            with strict():
+                assert native.decode_keys(plan, INSERT, body, 2) == [(None, expected)]
+                assert native.decode_keys(plan, INSERT, body, 2, frozenset({1})) == [(None, (None, expected[1]))]
 
 
 def test_the_loader_chooses_native() -> None:
