@@ -31,6 +31,9 @@ class Column:
     octet_length: int | None = None  # CHARACTER_OCTET_LENGTH of strings
     precision: int | None = None  # NUMERIC_PRECISION (decimal digits; bits of BIT)
     scale: int | None = None  # NUMERIC_SCALE
+    # NOT NULL without a default (nor AUTO_INCREMENT, nor generated): an INSERT that
+    # leaves it out is refused by a strict session
+    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,8 @@ class TableSchema:
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME, "
     "COALESCE(GENERATION_EXPRESSION, ''), DATETIME_PRECISION, CHARACTER_OCTET_LENGTH, "
-    "NUMERIC_PRECISION, NUMERIC_SCALE FROM information_schema.COLUMNS "
+    "NUMERIC_PRECISION, NUMERIC_SCALE, COLUMN_DEFAULT IS NULL AND IS_NULLABLE = 'NO' "
+    "AND EXTRA NOT LIKE '%%auto_increment%%' FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
 )
 _INDEX_SQL = (
@@ -112,8 +116,9 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
                 octet_length=int(octets) if octets is not None else None,
                 precision=int(prec) if prec is not None else None,
                 scale=int(scale) if scale is not None else None,
+                required=bool(int(required)) and not _text(gen),
             )
-            for name, dtype, ctype, nullable, cs, coll, gen, fsp, octets, prec, scale in rows
+            for name, dtype, ctype, nullable, cs, coll, gen, fsp, octets, prec, scale, required in rows
         )
         index_of = {c.name.lower(): i for i, c in enumerate(columns)}
         cur.execute(_INDEX_SQL, (db, table))

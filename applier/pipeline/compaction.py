@@ -133,15 +133,16 @@ class NetChanges:
                 run(sink, table.insert_head + b",".join(chunk), len(chunk), f"INSERT into {name}")
         for changed, rows in upserts.items():
             # Rows the target holds (before image) that change: updated in place, writing
-            # the key and the changed columns only. With CLIENT_FOUND_ROWS each row counts
-            # 2 when it existed and changed, 1 when it already held the new values: anything
-            # but 2 per row means the target diverged, so the check stays as strict as
-            # DELETE + INSERT. A missing row would be inserted with the other columns'
-            # defaults (a strict session refuses that before it looks for the row: these
-            # run lenient) and count 1: the batch rolls back all the same.
+            # the key and the changed columns (and those an INSERT may not leave out).
+            # With CLIENT_FOUND_ROWS each row counts 2 when it existed and changed, 1 when
+            # it already held the new values: anything but 2 per row means the target
+            # diverged, so the check stays as strict as DELETE + INSERT. A missing row
+            # would be inserted and count 1: the batch rolls back all the same. Strict,
+            # like every row change: a value the column cannot hold stops the applier.
             head, tail, values = partial_upsert(table, changed)
+            run = lenient if enum_zero(table, rows) else _run
             for chunk in _chunks([b"(" + b",".join(values(row)) + b")" for row in rows]):
-                lenient(sink, head + b",".join(chunk) + tail, 2 * len(chunk), f"update of {name}")
+                run(sink, head + b",".join(chunk) + tail, 2 * len(chunk), f"update of {name}")
 
 
 def _run(sink: StatementSink, sql: bytes, expect: int | None, what: str) -> None:

@@ -90,13 +90,18 @@ def build_table(tmap: TableMap, schema: TableSchema) -> Table:
 
 def partial_upsert(table: Table, changed: tuple[int, ...]) -> tuple[bytes, bytes, Callable[[rc.Row], tuple]]:
     """(INSERT head, ON DUPLICATE KEY UPDATE tail, image -> its literals) for rows whose
-    ``changed`` non-key columns change: only the key and those columns are written
-    (less for the target to parse and to update than every column)."""
+    ``changed`` non-key columns change: the key, those columns and the columns an
+    INSERT may not leave out (NOT NULL without a default: a strict session checks them
+    before it finds the row) are written, the changed ones updated (less for the
+    target to parse and to update than every column)."""
     got = table.partial_upserts.get(changed)
     if got is None:
         assert table.key is not None
         names = table.col_names
-        cols = (*table.key, *changed)
+        columns = table.schema.columns
+        needed = tuple(i for i in table.writable
+                       if columns[i].required and i not in table.key and i not in changed)
+        cols = (*table.key, *changed, *needed)
         head = b"INSERT INTO " + table.name + b" (" + b",".join(names[i] for i in cols) + b") VALUES "
         tail = b" ON DUPLICATE KEY UPDATE " + b",".join(names[i] + b"=VALUES(" + names[i] + b")" for i in changed)
         got = table.partial_upserts[changed] = (head, tail, _getter(cols))

@@ -277,6 +277,41 @@ def test_target_column_narrower_than_the_source(own_pair, dbname, tmp_path, spaw
     fl.app_error(app, None, f"{db}.wide", "v", *types, secrets=(source.password, target.password))
 
 
+def test_a_value_too_long_in_a_compacted_update_stops(own_pair, dbname, tmp_path, spawn):
+    """Compacted updates write only the key and the changed columns. A target column
+    with as many bytes as the source's but fewer characters (latin1 VARCHAR(20) into
+    utf8mb4 VARCHAR(5): 20 bytes each) passes the type check; a longer value must then
+    stop the applier (a strict session), never be cut to fit."""
+    source, target = own_pair
+    db = dbname
+    conn, cur = _source_session(source, sql_log_bin=0)  # the tables exist on both already
+    try:
+        cur.execute(f"CREATE DATABASE `{db}`")
+        cur.execute(f"CREATE TABLE `{db}`.narrow (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1 "
+                    "NOT NULL, n INT NOT NULL, t TEXT NOT NULL)")
+        cur.execute(f"INSERT INTO `{db}`.narrow VALUES (1, 'abc', 0, 'x'), (2, 'abc', 0, 'x')")
+    finally:
+        conn.close()
+    target.execute(f"CREATE DATABASE `{db}`")
+    target.execute(f"CREATE TABLE `{db}`.narrow (id INT PRIMARY KEY, v VARCHAR(5) CHARACTER SET utf8mb4 "
+                   "NOT NULL, n INT NOT NULL, t TEXT NOT NULL)")
+    target.execute(f"INSERT INTO `{db}`.narrow VALUES (1, 'abc', 0, 'x'), (2, 'abc', 0, 'x')")
+    start = source.binlog_position()
+    source.execute(f"UPDATE `{db}`.narrow SET n = n + 1")  # fits: applied
+    config, _ = _config(tmp_path, source, target, db, start)
+    app = spawn(config)
+    fl.wait_for("the first update", lambda: _rows(target, db, "narrow")[0][2] == 1, app=app)
+    source.execute(f"UPDATE `{db}`.narrow SET v = 'abcdefghij' WHERE id = 1")
+    source.execute(f"UPDATE `{db}`.narrow SET n = n + 10 WHERE id = 1")  # waits behind it
+    _wait_refusal(app, lambda: _rows(target, db, "narrow")[0][2] == 11, target, db)
+    assert _rows(target, db, "narrow")[0][1] == "abc", "a value was cut to fit the target column"
+    fl.app_error(app, None, f"{db}.narrow", secrets=(source.password, target.password))
+
+    target.execute(f"ALTER TABLE `{db}`.narrow MODIFY v VARCHAR(20) CHARACTER SET latin1 NOT NULL")
+    fl.catch_up(spawn, config)
+    _assert_tables_equal(source, target, db, ("narrow",))
+
+
 # ---- start positions -------------------------------------------------------------------------------
 
 
