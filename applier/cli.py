@@ -122,7 +122,8 @@ def run(config_path, workers, policy, batch_txns, start_file, start_pos, start_g
 def replay(config_path, start_position, start_gtid, until_position, until_gtid, until_time, workers,
            no_progress, files) -> None:
     """Apply binlog FILES (in order) to the target, in parallel, exactly once: point-in-time
-    recovery without a source server. [source] is not used."""
+    recovery without a source server. [source] is not used (nor its start options: a
+    replay starts at --start-position/--start-gtid, else at the first file's start)."""
     from pathlib import Path
 
     from .binlog.position import BinlogPosition
@@ -131,13 +132,9 @@ def replay(config_path, start_position, start_gtid, until_position, until_gtid, 
 
     try:
         cfg = _load(config_path, workers=workers)
-        if start_position:
-            start = BinlogPosition.parse(start_position)
-            cfg = cfg.with_overrides("source", start_file=start.file, start_pos=start.pos)
-        elif start_gtid:
-            cfg = cfg.with_overrides("source", start_gtid=start_gtid, start_file="")
+        start = BinlogPosition.parse(start_position) if start_position else None
         until = Until.parse(until_position, until_gtid, until_time)
-        metrics = run_replay(cfg, [Path(f) for f in files], until,
+        metrics = run_replay(cfg, [Path(f) for f in files], until, start=start, start_gtid=start_gtid or "",
                              progress=False if no_progress else None, exporter=_exporter)
     except ApplierError as e:
         _fail(e)

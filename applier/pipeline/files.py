@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..binlog import events as ev
 from ..binlog.position import BinlogPosition, file_base, file_number
+from ..binlog.transactions import Transaction, TransactionBuilder
 from ..errors import ConfigError, SourceError
 from .source import EndOfBinlog, PacketReader
 
@@ -99,6 +100,7 @@ class FileSource(PacketReader):
         self.own_server_id = own_server_id  # a relay log: events its own server wrote are skipped
         self.pos = start  # file offset of the next event to frame
         self.read_bytes = 0  # of the file, for progress
+        self.last_type = 0  # the type of the last event framed (at the end: the file's last)
         self._seq = 1
         self._f = open(info.path, "rb")  # noqa: SIM115 - closed by close()
         if start > 4:
@@ -160,6 +162,7 @@ class FileSource(PacketReader):
             if checksum and not _crc_ok(event):
                 raise _bad_crc(where, self.pos + p)
             self._packet_out(buf, event)
+            self.last_type = event[4]
             p += size
             framed += 1
         if p == 0 and self.follow is None and n:
@@ -167,6 +170,22 @@ class FileSource(PacketReader):
         self.pos += p
         self.read_bytes += p
         return framed > 0
+
+    def unread_offset(self) -> int | None:
+        """The file offset of the first event framed but not read yet (what the native
+        scanner left of a transaction whose end has not come), or None when every event
+        framed has been read."""
+        buf, off, end = self.buf, self.off, len(self.buf)
+        if off >= end:
+            return None
+        unread = 0  # event bytes: each packet is a 4-byte header, then the OK byte and the event
+        while off < end:
+            length = buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16
+            unread += length
+            off += 4 + length
+            if length < _MAX_PACKET:
+                unread -= 1  # the OK byte, once per event (a split event's parts carry one)
+        return self.pos - unread
 
     def _packet_out(self, buf: bytearray, event) -> None:
         payload_len = len(event) + 1
@@ -233,6 +252,25 @@ def _walk_view(view: memoryview, where: str, trailer: int, last: int, rotate: st
     return last, rotate, p
 
 
+_EVENT_NAMES = {
+    ev.QUERY: "a Query", ev.XID: "an Xid (a COMMIT)", ev.TABLE_MAP: "a Table_map",
+    ev.FORMAT_DESCRIPTION: "the Format_description", ev.MARIADB_GTID: "a GTID", ev.MYSQL_GTID: "a GTID",
+    ev.MARIADB_GTID_LIST: "the Gtid_list", ev.MARIADB_BINLOG_CHECKPOINT: "a Binlog_checkpoint",
+    ev.MYSQL_PREVIOUS_GTIDS: "the Previous_gtids",
+}
+
+
+def cut_short(info: FileInfo, following: str, last: int) -> SourceError:
+    """A file before the last one that does not end with its closing Rotate (or STOP)."""
+    name = _EVENT_NAMES.get(last) or ("a rows event" if last in ev.ROWS_EVENTS else f"of type {last}")
+    return SourceError(
+        f"binlog file {info.path} ends at offset {info.size} without the Rotate to {following} "
+        f"that closes a binlog file (its last event is {name}): it was cut short (copied "
+        "while the server was writing it?), so the transactions after the cut are missing; copy "
+        "the whole file again from the server (or give it as the last file)"
+    )
+
+
 def _impossible(where: str, offset: int, size: int) -> SourceError:
     return SourceError(f"{where}: the event at offset {offset} has an impossible size ({size} bytes): "
                        "the file is corrupted")
@@ -279,16 +317,23 @@ class FileSequence:
         self._by_name = {i.name: i for i in infos}
 
     def verify(self) -> None:
-        """Read every event of every file once (sizes, CRC32s) and check that each file's
-        closing Rotate names the next file given: a truncated or corrupted file is
-        refused before anything is applied."""
+        """Read every event of every file once (sizes, CRC32s) and check that every file
+        but the last ends as a server ends a binlog file: with a Rotate naming the next
+        file given, or with a STOP event (the server stopped; the next file has the next
+        number, checked in ``__init__``). A file that ends otherwise was cut short (copied
+        while the server was writing it): the transactions after the cut are missing.
+        A truncated, cut or corrupted file is refused before anything is applied."""
         for n, info in enumerate(self.files):
             last, rotate = _walk(info)
-            if n + 1 < len(self.files):
-                following = self.files[n + 1].name
-                if last == ev.ROTATE and rotate not in (info.name, following):
+            if n + 1 == len(self.files):
+                continue  # the last file may be a copy of the one being written
+            following = self.files[n + 1].name
+            if last == ev.ROTATE:
+                if rotate != following:
                     raise ConfigError(f"binlog file {info.name} ends with a Rotate to {rotate}, but "
                                       f"the next file given is {following}: give the files in order")
+            elif last != ev.STOP:
+                raise cut_short(info, following, last)
 
     def __getitem__(self, name: str) -> FileInfo:
         return self._by_name[name]
@@ -314,6 +359,23 @@ class FileSequence:
                               "there is nothing to replay")
         raise ConfigError(f"the start position {start} is in none of the files given "
                           f"({first.name} .. {last.name})")
+
+    def first_transaction(self) -> tuple[Transaction, BinlogPosition] | None:
+        """The files' first transaction as it starts (its GTID, timestamp), and where it
+        starts; None if they hold none."""
+        for info in self.files:
+            source = FileSource(info)
+            trailer = 4 if info.checksum else 0
+            try:
+                builder, offset = TransactionBuilder(), 4
+                for e in read_events(source):
+                    txn = builder.add(e, info.name) or builder.current
+                    if txn is not None:
+                        return txn, BinlogPosition(info.name, offset)
+                    offset += ev.HEADER_LEN + len(e.body) + trailer
+            finally:
+                source.close()
+        return None
 
     def total_bytes(self, start: tuple[int, int]) -> int:
         i, pos = start

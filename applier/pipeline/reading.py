@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from ..binlog import events as ev
 from ..binlog.position import BinlogPosition, GtidPosition, file_base, file_number
 from ..config import Config
 from ..errors import ConfigError, SourceError
 from . import preflight
-from .files import EndOfFile, FileSequence, FileSource
+from .files import EndOfFile, FileInfo, FileSequence, FileSource, cut_short
 from .source import BOUNDARY_EVENTS, DumpSource, EndOfBinlog, SourceDisconnected, check_start
+from .until import Until, UntilTracker
 
 if TYPE_CHECKING:
     from .coordinator import Flow
@@ -78,7 +81,7 @@ class DumpReading:
                 flow.run(reader)
                 return
             except EndOfBinlog:
-                if flow.intake.partial:
+                if flow.intake.partial or len(reader.buf) > reader.off:  # (Python path, scanner)
                     raise SourceError("the source binlog ends inside a transaction") from None
                 if flow.until is not None:
                     log.warning("the source's binlog ends before UNTIL %s", flow.until.until)
@@ -107,11 +110,17 @@ class DumpReading:
 class FileReading:
     """Binlog files, in order (`applier replay`). Without a start position it begins at
     the first file's first event; a start GTID position skips the transactions it
-    holds (the files are read from their start, as a server would send them)."""
+    holds (the files are read from their start, as a server would send them).
 
-    def __init__(self, files: FileSequence) -> None:
+    The last file may end inside a transaction (a copy of the binlog the server was
+    writing): its whole transactions are applied, not the incomplete one, and a warning
+    says where they end. Any other file that ends inside a transaction is an
+    error: the rest of that transaction is in no file given."""
+
+    def __init__(self, files: FileSequence, until: Until | None = None) -> None:
         self.files = files
         self.flavor = files.flavor
+        self.until = until  # to refuse an UNTIL point before the files' first transaction
         self._read = 0
         self._total = 0
         self._current: FileSource | None = None
@@ -121,6 +130,7 @@ class FileReading:
 
     def check_start(self, start: BinlogPosition | None, gtid: str) -> None:
         if start is None:
+            self._check_until(gtid)
             return
         i, pos = self.files.locate(start)
         source = FileSource(self.files.files[i], pos)
@@ -142,6 +152,30 @@ class FileReading:
         finally:
             source.close()
 
+    def _check_until(self, gtid: str) -> None:
+        """No start position: an UNTIL point at or before the first transaction of the
+        files leaves nothing to apply; refused before a checkpoint is written."""
+        until = self.until
+        if until is None:
+            return
+        tracker = UntilTracker(until, gtid)
+        if until.gtid and tracker.read_all():
+            return  # already applied: the coordinator says so
+        first = self.files.first_transaction()
+        if first is None:
+            return
+        txn, at = first
+        where = f"{txn.gtid + ' ' if txn.gtid else ''}at {at}"
+        if until.position is not None and until.position.ordinal <= at.ordinal:
+            raise ConfigError(f"--until-position {until.position} is at or before the first transaction "
+                              f"of the files ({where}): there is nothing to apply")
+        if until.gtid and txn.gtid and tracker.past(txn.gtid):
+            raise ConfigError(f"--until-gtid {until.gtid} is before the first transaction of the files "
+                              f"({where}): there is nothing to apply")
+        if until.time is not None and txn.timestamp > until.time:
+            raise ConfigError(f"--until-time '{_moment(until.time)}' is before the first transaction of the files "
+                              f"({where}, committed at {_moment(txn.timestamp)}): there is nothing to apply")
+
     def progress(self) -> tuple[int, int]:
         current = self._current.read_bytes if self._current is not None else 0
         return self._read + current, self._total
@@ -159,12 +193,24 @@ class FileReading:
                 flow.run(reader)
                 return  # the UNTIL point, or a stop request
             except EndOfFile:
-                if flow.intake.partial:
-                    raise SourceError(f"binlog file {info.path} ends inside a transaction: the "
-                                      "file is truncated") from None
                 self._read += reader.read_bytes
-                if n + 1 < len(files):
-                    _check_next(reader, info.name, files[n + 1].name)
+                cut = _whole_end(flow, reader)
+                if cut is not None and n + 1 < len(files):
+                    raise SourceError(
+                        f"binlog file {info.path} ends inside a transaction (its whole transactions "
+                        f"end at offset {cut}) though {files[n + 1].name} follows it: the file is "
+                        "truncated or corrupted and the rest of that transaction is in no file "
+                        "given; copy the file again from the server"
+                    ) from None
+                if cut is not None:
+                    flow.intake.abandon()
+                    log.warning(
+                        "binlog file %s ends inside a transaction: its whole transactions end at "
+                        "offset %d (%s:%d) and the incomplete one after it is not applied (a copy "
+                        "of a binlog the server was still writing?); replay again with the complete "
+                        "file to apply the rest: it resumes there", info.path, cut, info.name, cut)
+                elif n + 1 < len(files):
+                    _check_next(reader, info, files[n + 1].name)
             finally:
                 reader.close()
                 self._current = None
@@ -173,16 +219,35 @@ class FileReading:
             log.warning("the binlog files end before UNTIL %s", flow.until.until)
 
 
-def _check_next(reader: FileSource, name: str, following: str) -> None:
+def _whole_end(flow: Flow, reader: FileSource) -> int | None:
+    """At the end of a file: None if it ends between transactions, else the offset where
+    its whole transactions end (where the incomplete one begins). The native scanner
+    leaves an incomplete transaction's events unread in the reader's buffer; the Python
+    path has read them into the intake's builder."""
+    unread = reader.unread_offset()
+    if unread is not None:
+        return unread
+    if flow.intake.partial:
+        current = flow.intake.builder.current
+        return current.end_pos if current is not None else flow.intake.builder.pos
+    return None
+
+
+def _moment(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).isoformat(sep=" ")
+
+
+def _check_next(reader: FileSource, info: FileInfo, following: str) -> None:
     """A file's closing Rotate names the next file (a server stop ends it with STOP and
-    the next file is the next number)."""
-    named = reader.file
+    the next file is the next number). ``FileSequence.verify`` checked it before."""
+    name, named = info.name, reader.file
     if named != name and named != following:
         raise ConfigError(f"binlog file {name} ends with a Rotate to {named}, but the next file given "
                           f"is {following}: give the files in order, none missing")
-    if named == name and file_number(following) != file_number(name) + 1:  # pragma: no cover
-        raise ConfigError(f"{following} does not follow {name}")
-    if file_base(following) != file_base(name):  # pragma: no cover - FileSequence checked it
+    if named == name and reader.last_type != ev.STOP:  # pragma: no cover - verify() refused it
+        raise cut_short(info, following, reader.last_type)
+    if file_base(following) != file_base(name) or (  # pragma: no cover - FileSequence checked it
+            named == name and file_number(following) != file_number(name) + 1):
         raise ConfigError(f"{following} does not follow {name}")
 
 

@@ -2,16 +2,25 @@
 reaches a binlog position, once a GTID position has been read, or before the first
 transaction committed after a moment. The coordinator then drains, so the target ends
 at one exact position (no gaps), and prints it.
+
+Nothing past the point is ever applied: a transaction that starts past it (a GTID later
+in its domain / source than the point, a commit after the moment) stops the run before
+it, also when it is the first one read (then nothing is applied, and a warning says so).
+GTIDs applied before the run count as read: the start GTID position, and ``applied``
+(`applier replay` on a MySQL target: its gtid_executed, e.g. a restored backup's).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..binlog.position import BinlogPosition, GtidPosition
+from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet
 from ..binlog.transactions import Transaction
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,7 @@ class Until:
     position: BinlogPosition | None = None  # stop after the transaction ending at or beyond it
     gtid: str = ""  # stop once every GTID of this position / set has been read
     time: float | None = None  # stop before the first transaction committed after it (epoch)
+    applied: str = ""  # GTIDs applied before the run besides its start position (gtid_executed)
 
     @classmethod
     def parse(cls, position: str | None = None, gtid: str | None = None,
@@ -58,19 +68,39 @@ class UntilTracker:
     def __init__(self, until: Until, start_gtid: str) -> None:
         self.until = until
         self.reached = False
-        self._read = GtidPosition(start_gtid)  # GTIDs read so far (the start's included)
+        # GTIDs read so far: the start's and those applied before the run included
+        self._read = _merged(GtidPosition(start_gtid), GtidPosition(until.applied))
         self._want = GtidPosition(until.gtid) if until.gtid else None
         self._position = until.position.ordinal if until.position else None
+        self._tops = _mysql_tops(self._want.mysql) if self._want is not None and self._want.mysql else {}
+        self._seen = 0  # transactions read (and applied or skipped) before the point
 
     def before(self, txn: Transaction) -> bool:
-        """``txn`` must not be applied: it was committed after the moment."""
+        """``txn`` must not be applied: it was committed after the moment, or it comes
+        after the GTID position asked for."""
+        if self.reached:
+            return True
         t = self.until.time
         if t is not None and txn.timestamp > t:
-            self.reached = True
+            self._stop(txn, f"committed at {datetime.fromtimestamp(txn.timestamp).isoformat(sep=' ')}")
+        elif self._want is not None and txn.gtid and self.past(txn.gtid):
+            if not self.read_all():
+                log.warning("--until-gtid %s: transaction %s (ending at %s:%d) is past it, so the run "
+                            "stops before it, though not every GTID asked for was read (%s)",
+                            self.until.gtid, txn.gtid, txn.file, txn.end_pos, self._read or "none")
+            self._stop(txn, "past it")
         return self.reached
+
+    def _stop(self, txn: Transaction, why: str) -> None:
+        self.reached = True
+        if not self._seen:
+            log.warning("nothing applied: UNTIL %s is at or before the first transaction read "
+                        "(%s ending at %s:%d, %s)", self.until, txn.gtid or "(no GTID)", txn.file,
+                        txn.end_pos, why)
 
     def after(self, txn: Transaction) -> bool:
         """``txn`` (read, and applied or skipped) is the last one to apply."""
+        self._seen += 1
         if self._position is not None:
             self.reached = txn.end_ordinal >= self._position
         elif self._want is not None:
@@ -78,6 +108,26 @@ class UntilTracker:
                 self._read.add(txn.gtid)
             self.reached = self.read_all()
         return self.reached
+
+    def past(self, gtid: str) -> bool:
+        """A transaction of this GTID comes after the GTID position asked for: MariaDB, a
+        later sequence number in one of its domains; MySQL, not in the set and later than
+        every GTID of the set from its source (and tag). (GTIDs of one domain or source
+        come in order in a binlog.)"""
+        want = self._want
+        if want is None:
+            return False
+        if want.mariadb is not None:
+            if "-" not in gtid or ":" in gtid:
+                return False
+            domain, _, seq = gtid.split("-")
+            point = want.mariadb.domains().get(int(domain))
+            return point is not None and int(seq) > point.seq
+        if ":" not in gtid or gtid in want:
+            return False
+        uuid, tag, n = MysqlGtidSet.split(gtid)
+        top = self._tops.get((uuid, tag))
+        return top is not None and n > top
 
     def read_all(self) -> bool:
         """Every GTID asked for has been read (also true before the first transaction
@@ -89,3 +139,35 @@ class UntilTracker:
             return read.mariadb is not None and read.mariadb.reached(want.mariadb)
         assert want.mysql is not None
         return read.mysql is not None and want.mysql.issubset(read.mysql)
+
+
+def _merged(read: GtidPosition, applied: GtidPosition) -> GtidPosition:
+    """``read`` with ``applied`` in it too (a MySQL set: the union; a MariaDB position: the
+    later GTID of each domain)."""
+    if not applied:
+        return read
+    if not read:
+        return applied
+    if read.mysql is not None and applied.mysql is not None:
+        read.mysql.update(applied.mysql)
+    elif read.mariadb is not None and applied.mariadb is not None:
+        mine = read.mariadb.domains()
+        for domain, gtid in applied.mariadb.domains().items():
+            if domain not in mine or gtid.seq > mine[domain].seq:
+                read.mariadb.advance(gtid)
+    return read
+
+
+def _mysql_tops(gset: MysqlGtidSet) -> dict[tuple[str, str], int]:
+    """The highest number of each (source uuid, tag) of a MySQL GTID set."""
+    tops: dict[tuple[str, str], int] = {}
+    for part in str(gset).split(","):
+        uuid, *ranges = part.split(":")
+        tag = ""
+        for r in ranges:
+            if not r[:1].isdigit():
+                tag = r
+                continue
+            key = (uuid, tag)
+            tops[key] = max(tops.get(key, 0), int(r.rpartition("-")[2]))
+    return tops

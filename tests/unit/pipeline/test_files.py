@@ -1,13 +1,16 @@
-"""Binlog files' check (pipeline/files.py ``_walk``) on files built here: events that
-cross the read chunks, the closing Rotate, and a truncated or corrupted file refused
-naming the file and the offset, as ``FileSource`` refuses it."""
+"""Binlog files' check (pipeline/files.py ``_walk``, ``FileSequence.verify``) on files
+built here: events that cross the read chunks, the closing Rotate, a truncated or
+corrupted file refused naming the file and the offset, as ``FileSource`` refuses it, and
+a file before the last one that lacks its closing Rotate (cut short) refused."""
 
 from __future__ import annotations
+
+import zlib
 
 import pytest
 
 from applier.binlog import events as ev
-from applier.errors import SourceError
+from applier.errors import ConfigError, SourceError
 from applier.pipeline import files
 from tests.unit.streams import event_bytes, query_body
 
@@ -84,3 +87,46 @@ def test_truncated_and_corrupted_files_name_the_offset(tmp_path, small_chunks):
     huge.write_bytes(bytes(raw))
     with pytest.raises(SourceError, match=rf"offset {offsets[5]} has an impossible size \(3 bytes\)"):
         files._walk(files.inspect_file(huge))
+
+
+def _sequence_of_two(tmp_path, first: bytes):
+    """``first`` as mysql-bin.000001, then a whole mysql-bin.000002."""
+    one, two = tmp_path / "seq" / "mysql-bin.000001", tmp_path / "seq" / "mysql-bin.000002"
+    one.parent.mkdir(parents=True)
+    one.write_bytes(first)
+    write_binlog(two)
+    return files.FileSequence([one, two]), one
+
+
+def test_a_middle_file_cut_at_an_event_boundary_is_refused_naming_where_it_ends(tmp_path, small_chunks):
+    """A file before the last one that lacks its closing Rotate was cut short (copied while
+    the server wrote it): what followed the cut is missing, so the sequence is refused."""
+    whole = tmp_path / "whole"
+    offsets = write_binlog(whole)
+    data = whole.read_bytes()
+    for end in (offsets[-1], offsets[30]):  # no closing Rotate; cut in the middle
+        seq, cut = _sequence_of_two(tmp_path / str(end), data[:end])
+        with pytest.raises(SourceError, match=rf"binlog file {cut} ends at offset {end} without the Rotate"):
+            seq.verify()
+    seq, _ = _sequence_of_two(tmp_path / "ok", data)  # the whole file: its Rotate names the next
+    seq.verify()
+
+
+def test_a_middle_file_ended_by_a_stop_event_is_followed_by_the_next_number(tmp_path, small_chunks):
+    whole = tmp_path / "whole"
+    offsets = write_binlog(whole)
+    data = whole.read_bytes()[: offsets[-1]]
+    stop = event_bytes(ev.STOP, b"", ts=1, server_id=1, log_pos=len(data) + 23, flags=0, checksum=True)
+    seq, _ = _sequence_of_two(tmp_path, data + stop)
+    seq.verify()  # a server stopped (or restarted) between the two files
+
+
+def test_a_middle_file_rotating_to_another_file_is_refused(tmp_path, small_chunks):
+    whole = tmp_path / "whole"
+    write_binlog(whole)
+    data = whole.read_bytes().replace(b"mysql-bin.000002", b"mysql-bin.000007")
+    body = data[-4 - 16 - 8 - 19:-4]
+    data = data[:-4] + zlib.crc32(body).to_bytes(4, "little")
+    seq, _ = _sequence_of_two(tmp_path, data)
+    with pytest.raises(ConfigError, match="ends with a Rotate to mysql-bin.000007, but the next file"):
+        seq.verify()
