@@ -23,11 +23,11 @@ optional metadata says it (``tablemap``):
   index (ENUM) or a bitmap of them (SET), so the target's members must begin with the
   source's, in the same order; more members at the end are allowed (as an ALTER on the
   server may append them), anything else is refused, showing both member lists
-  (shortened). Members compare as text the way the target's COLUMN_TYPE can list them:
-  ``db.schema`` keeps it in lower case and information_schema shows characters beyond
-  the BMP as ``?``, so a difference in letter case alone, or between two such
-  characters (or one and a ``?``), is not seen; a column whose members are unknown (a
-  character set ``tablemap`` does not read) is not compared at all.
+  (shortened). Members compare as text, case included, the way the target's
+  COLUMN_TYPE lists them: information_schema shows characters beyond the BMP as ``?``,
+  so a difference between two such characters (or one and a ``?``) is not seen; a
+  column whose members are unknown (a character set ``tablemap`` does not read) is not
+  compared at all.
 
 Without that metadata (binlog_row_metadata=NO_LOG on MariaDB, servers before MySQL 8.0
 / MariaDB 10.5, MINIMAL for the members) those checks do not happen: integers are then
@@ -266,10 +266,10 @@ def _target_members(col: Column) -> tuple[str, ...] | None:
 
 
 def _comparable(member: str) -> str:
-    """A member as the target's COLUMN_TYPE can show it: lower case (``db.schema``
-    lowers it) and characters beyond the BMP as ``?`` (information_schema's utf8mb3
-    has no 4-byte characters: MariaDB shows 😀 as ?)."""
-    return "".join("?" if ord(c) > 0xFFFF else c for c in member).lower()
+    """A member as the target's COLUMN_TYPE can show it: characters beyond the BMP as
+    ``?`` (information_schema's utf8mb3 has no 4-byte characters: MariaDB shows 😀 as
+    ?). Case counts: 'a' and 'A' are other values."""
+    return "".join("?" if ord(c) > 0xFFFF else c for c in member)
 
 
 def _member_verdict(source: tuple[str, ...], target: tuple[str, ...] | None) -> str:

@@ -27,7 +27,7 @@ class Column:
     # DATETIME_PRECISION (fractional digits of TIME/DATETIME/TIMESTAMP): MariaDB's
     # pre-10.0 temporal formats are binlogged without it (see rowcodec)
     fsp: int | None = None
-    column_type: str = ""  # COLUMN_TYPE, lower case ("" when unknown: no type check)
+    column_type: str = ""  # COLUMN_TYPE as shown ("" when unknown: no type check)
     octet_length: int | None = None  # CHARACTER_OCTET_LENGTH of strings
     precision: int | None = None  # NUMERIC_PRECISION (decimal digits; bits of BIT)
     scale: int | None = None  # NUMERIC_SCALE
@@ -112,7 +112,7 @@ def load_table_schema(conn, db: str, table: str) -> TableSchema:
                 nullable=_text(nullable) == "YES",
                 generated=bool(_text(gen)),
                 fsp=int(fsp) if fsp is not None else None,
-                column_type=_text(ctype).lower(),
+                column_type=_text(ctype),  # as the server shows it: ENUM/SET members keep their case
                 octet_length=int(octets) if octets is not None else None,
                 precision=int(prec) if prec is not None else None,
                 scale=int(scale) if scale is not None else None,

@@ -38,6 +38,7 @@ REFUSED = {
     "set-reordered": ("SET('r','s','t')", "SET('s','r','t')", ["r,t"], ("SET('r','s','t')", "SET('s','r','t')")),
     "enum-latin1-reordered": ("ENUM('é','ñ') CHARACTER SET latin1", "ENUM('ñ','é') CHARACTER SET latin1", ["é"],
                               ("ENUM('é','ñ')", "ENUM('ñ','é')")),
+    "enum-other-case": ("ENUM('x','y')", "ENUM('X','y')", ["x"], ("ENUM('x','y')", "ENUM('X','y')")),
 }
 # (source column, target column, values): the target holds each value exactly
 ALLOWED = {
