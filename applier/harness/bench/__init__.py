@@ -297,7 +297,7 @@ def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, d
             cfg = apply_config(source, target, p0, threads, policy, ordered=ordered, verify=verified)
             args: tuple[str, ...] = ("run",)
             if kind == "replay":
-                args = ("replay", "--no-progress", *map(str, files))
+                args = ("replay", "--no-progress", "--start-position", f"{p0[0]}:{p0[1]}", *map(str, files))
             elif kind == "relay":
                 # the IO thread fetches while the applier applies, as the native replica's does
                 cfg = cfg.with_overrides("source", mode="relay-log").with_overrides("apply", stop_at_end=False)
