@@ -82,9 +82,11 @@ class BinlogPurgedError(SourceError):
 
 
 class TargetError(ApplierError):
-    """The target refused a statement; the transaction was rolled back."""
+    """The target refused a statement; the transaction was rolled back. ``code``: the
+    server's error number, when a server error was the cause (0 otherwise)."""
 
     exit_code = 5
+    code = 0
 
 
 class TargetLost(TargetError):

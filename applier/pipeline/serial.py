@@ -92,7 +92,7 @@ class SerialApplier:
                 try:
                     self._direct.items(txn.table_maps, [item])
                 except TargetError as e:
-                    if rerun and any(f"error {c}:" in str(e) for c in codes.DDL_ALREADY_DONE):
+                    if rerun and e.code in codes.DDL_ALREADY_DONE:
                         log.warning("DDL already applied before the restart, continuing: %s", e)
                     else:
                         raise

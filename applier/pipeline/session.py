@@ -73,20 +73,9 @@ class Executor:
         try:
             self.conn.query(sql)
         except MySQLdb.Error as e:
-            code = codes.code_of(e)
-            if code in codes.RETRYABLE:
+            if codes.code_of(e) in codes.RETRYABLE:
                 raise
-            if len(sql) >= self.max_packet and (code in codes.GONE or code in codes.PACKET_TOO_LARGE):
-                raise TargetError(
-                    f"target refused {what}: the statement has {len(sql)} bytes and the target's "
-                    f"max_allowed_packet is {self.max_packet}: raise max_allowed_packet on the target "
-                    f"(SET GLOBAL max_allowed_packet = {_round_up(len(sql))}, and in its config file)"
-                ) from None
-            if code in codes.GONE:
-                raise lost(e, f"running {what}") from None
-            if code == codes.ER_NO_SUCH_TABLE:
-                raise SchemaError(f"target: {what}: {codes.message_of(e)}: create the table on the target") from None
-            raise TargetError(f"target refused {what}: error {code}: {codes.message_of(e)}") from None
+            raise self._refused(e, len(sql), what) from None
         n = self.conn.affected_rows()
         if expect is not None and n != expect:
             raise TargetError(
@@ -94,6 +83,27 @@ class Executor:
                 "compare with `applier check` and re-seed the target"
             )
         return n
+
+    def _refused(self, e: MySQLdb.Error, size: int, what: str) -> ApplierError:
+        """What a statement the target refused becomes: lost, too big for the target's
+        max_allowed_packet, a missing table, or a refusal; a TargetError carries the
+        server's ``code`` (a re-run DDL's "already done" is told by it)."""
+        code = codes.code_of(e)
+        if size >= self.max_packet and (code in codes.GONE or code in codes.PACKET_TOO_LARGE):
+            err: ApplierError = TargetError(
+                f"target refused {what}: the statement has {size} bytes and the target's "
+                f"max_allowed_packet is {self.max_packet}: raise max_allowed_packet on the target "
+                f"(SET GLOBAL max_allowed_packet = {_round_up(size)}, and in its config file)"
+            )
+        elif code in codes.GONE:
+            return lost(e, f"running {what}")
+        elif code == codes.ER_NO_SUCH_TABLE:
+            err = SchemaError(f"target: {what}: {codes.message_of(e)}: create the table on the target")
+        else:
+            err = TargetError(f"target refused {what}: error {code}: {codes.message_of(e)}")
+        if isinstance(err, TargetError):
+            err.code = code
+        return err
 
     def session(self, sql: bytes, what: str) -> None:
         """A session setting (no rows, no check)."""

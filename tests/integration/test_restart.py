@@ -395,3 +395,39 @@ def test_kill_while_a_ddl_runs_then_restart(source, target, dbname, tmp_path, sp
     # run 3: runs ALTER 2 and catches up
     catch_up(spawn, config)
     assert_exactly_once(source, target, dbname, backlog)
+
+
+def test_kill_while_a_rename_runs_then_restart(source, target, dbname, tmp_path, spawn):
+    """A RENAME TABLE held up on the target by a metadata lock, the applier killed while
+    it waits; the orphaned RENAME then completes on the target. The restart re-runs it:
+    "table doesn't exist" (1146) for a re-run DDL means it already ran, as "duplicate
+    column" does for an ALTER."""
+    def ddl() -> None:
+        cur = source.connect().cursor()
+        cur.execute(f"RENAME TABLE `{dbname}`.sbtest1 TO `{dbname}`.renamed")
+        cur.execute(f"UPDATE `{dbname}`.renamed SET n = n + 1 WHERE id <= 20")
+
+    before = source_transactions(source)
+    start = _build_backlog(source, dbname, uniform=1000, hot=0, between=ddl)
+    backlog = source_transactions(source) - before
+    config = write_config(tmp_path / "applier.toml", source, target, dbname, start)
+    app = spawn(config)
+    _wait_for("sbtest1 on the target",
+              lambda: target.query("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                                   "AND table_name = 'sbtest1'", (dbname,)), app=app)
+    holder = target.connect()
+    try:
+        holder.query("BEGIN")
+        holder.query(f"SELECT 1 FROM `{dbname}`.sbtest1 LIMIT 1")
+        holder.store_result()
+        _wait_for("the RENAME on the target",
+                  lambda: _processlist_ids(target, "RENAME TABLE%sbtest1%"), app=app)
+        app.signal(signal.SIGKILL, group=True)
+        assert app.wait() == -signal.SIGKILL
+        app.assert_gone()
+        holder.query("COMMIT")  # the orphaned RENAME completes now
+        _wait_for("the RENAME to finish", lambda: not _processlist_ids(target, "RENAME TABLE%"))
+    finally:
+        holder.close()
+    catch_up(spawn, config)
+    assert_exactly_once(source, target, dbname, backlog)
