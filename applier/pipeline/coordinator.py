@@ -426,9 +426,17 @@ def _base(start: BinlogPosition | None) -> str:
     return file_base(start.file) if start is not None else "mysql-bin"
 
 
+def _reload_nothing(*_args) -> None:
+    log.warning("SIGHUP: the applier reloads nothing (its config is read once, at start); "
+                "restart it to apply a changed config: it resumes from its checkpoint")
+
+
 def install_signal_handlers(coord: Coordinator) -> None:
+    """SIGTERM/SIGINT stop cleanly; SIGHUP (a `systemctl reload`, a closed terminal)
+    changes nothing and says so, instead of killing the applier."""
     signal.signal(signal.SIGTERM, coord.request_stop)
     signal.signal(signal.SIGINT, coord.request_stop)
+    signal.signal(signal.SIGHUP, _reload_nothing)
 
 
 __all__ = ["Coordinator", "Flow", "install_signal_handlers"]

@@ -203,6 +203,7 @@ def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
     # whole process group (systemd's default) reaches it too, and it stops us cleanly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the coordinator says it reloads nothing
     session = None
     try:
         session = Session(spec.target, spec.worker_id)

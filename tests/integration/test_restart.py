@@ -431,3 +431,22 @@ def test_kill_while_a_rename_runs_then_restart(source, target, dbname, tmp_path,
         holder.close()
     catch_up(spawn, config)
     assert_exactly_once(source, target, dbname, backlog)
+
+
+def test_sighup_reloads_nothing_and_changes_nothing(source, target, dbname, tmp_path, spawn):
+    """SIGHUP (`systemctl reload`, a closed terminal: the whole process group) neither
+    stops the applier nor a worker: one warning that nothing is reloaded, and the run
+    goes on to the end, every transaction once."""
+    before = source_transactions(source)
+    start = _build_backlog(source, dbname, uniform=2400, hot=600)
+    backlog = source_transactions(source) - before
+    config = write_config(tmp_path / "applier.toml", source, target, dbname, start)
+    schema = f"ckpt_{dbname}"
+    app = spawn(config, "--stop-at-end")
+    app.workers(4)
+    wait_applied(app, target, schema, 300)
+    app.signal(signal.SIGHUP, group=True)
+    assert app.wait() == 0, app.describe()
+    assert "SIGHUP: the applier reloads nothing" in app.stderr, app.describe()
+    app.assert_gone()
+    assert_exactly_once(source, target, dbname, backlog)
