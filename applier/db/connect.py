@@ -60,15 +60,31 @@ and a server that requires TLS of a connection with ``ssl_mode = "disabled"`` (M
 says so, error 3159; MariaDB answers "access denied" as for a wrong password, so after
 an access denied without TLS we try once more over TLS: if that gets in, TLS is what
 the server wants).
+
+Dead peers. A TCP connection opened here has keepalive probes (``TCP_KEEPIDLE`` /
+``TCP_KEEPINTVL`` / ``TCP_KEEPCNT``) and ``TCP_USER_TIMEOUT``: when the server's host
+stops answering (a silent network partition, a host that froze or lost power), a
+blocked read or write fails with "lost connection" after about ``DEAD_PEER_SECONDS``
+instead of waiting forever (the kernel default: probes after 2 hours). There is no read
+timeout on target connections: a statement may legitimately run for hours (a big
+ALTER), and the native SQL thread has none either; a server that is busy answers the
+probes from its kernel, so a long statement is never cut.
+
+Driver errors after connecting. ``driver_errors(server, role, what, again)`` turns any
+MySQLdb error into the applier's families, one line each: a lost connection is
+``TargetLost`` (target) or ``Unreachable`` (source), both exit 4; a refused statement
+``TargetError`` (5) or ``SourceError`` (3), with what to grant when it is a privilege.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
+import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import MySQLdb
@@ -76,15 +92,24 @@ import pymysql
 from MySQLdb.constants import CLIENT
 
 from ..config import ServerConfig
-from ..errors import ConnectError, Unreachable
+from ..errors import ApplierError, ConnectError, SourceError, TargetError, TargetLost, Unreachable
 from . import codes
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 CR_SSL_CONNECTION_ERROR = 2026
+CR_AUTH_PLUGIN_ERR = 2061  # libmysqlclient: "Authentication requires secure connection" (caching_sha2)
+_PLUGIN_NOT_LOADED = "could not be loaded"  # libmariadb: "Plugin caching_sha2_password could not be loaded"
 ER_SECURE_TRANSPORT_REQUIRED = 3159  # MySQL; MariaDB answers 1045 (access denied)
 ENCRYPTED = ("required", "verify_ca", "verify_identity")  # modes that must end up on TLS
 _X509_HOST_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH
+
+# TCP keepalive of every connection: probes after KEEPALIVE_IDLE s of silence, one every
+# KEEPALIVE_INTERVAL s; unanswered (or data unacknowledged) for DEAD_PEER_SECONDS: lost.
+KEEPALIVE_IDLE = 20
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 4
+DEAD_PEER_SECONDS = 60
 
 
 def _address(server: ServerConfig) -> str:
@@ -172,9 +197,56 @@ def connect(
     except MySQLdb.Error as e:
         raise _connect_error(server, role, db, e, mode, attempt) from None
     _require_tls(conn, server, role, mode, MySQLdb.Error)
+    if not server.socket:
+        keepalive(conn.fileno())
     if not autocommit:
         conn.autocommit(False)
     return conn
+
+
+def keepalive(fd: int) -> None:
+    """TCP keepalive and a user timeout on the socket ``fd`` (see the module docstring);
+    nothing for a unix socket or where the platform lacks an option."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))  # closing it closes the copy, not the connection
+    except OSError:
+        return
+    with contextlib.suppress(OSError), sock:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                            ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", DEAD_PEER_SECONDS * 1000)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def driver_error(e: Exception, server: ServerConfig, role: str, what: str, again: str = "") -> ApplierError:
+    """One line for a driver error of a connection to ``server`` (``role``: "source" /
+    "target") while doing ``what``; ``again``: the command to run again once fixed."""
+    code = codes.code_of(e)
+    detail = codes.message_of(e) or type(e).__name__
+    rerun = f", then run `{again}` again" if again else ", then run the command again"
+    if code in codes.GONE or code in codes.UNREACHABLE or isinstance(e, MySQLdb.InterfaceError):
+        what_to_check = "socket" if server.socket else "host/port"
+        msg = (f"lost the connection to the {role} {server.describe()} while {what} ({code}: {detail}): "
+               f"check that the server runs and is reachable ([{role}] {what_to_check}){rerun}")
+        return TargetLost(msg) if role == "target" else Unreachable(msg)
+    family = TargetError if role == "target" else SourceError
+    if code in codes.PRIVILEGE:
+        return family(f"{role} {server.describe()} refused {what} ({code}: {detail}): grant the "
+                      f"[{role}] user {server.user!r} the privilege the message names{rerun}")
+    return family(f"{role} {server.describe()}: {what} failed ({code}: {detail}){rerun}")
+
+
+@contextlib.contextmanager
+def driver_errors(server: ServerConfig, role: str, what: str, again: str = "") -> Iterator[None]:
+    """Driver errors inside the block become ``driver_error`` (applier errors pass)."""
+    try:
+        yield
+    except MySQLdb.Error as e:
+        raise driver_error(e, server, role, what, again) from None
 
 
 def _mysqldb_no_tls(e: Exception) -> bool:
@@ -190,6 +262,9 @@ def _connect_error(
     detail = codes.message_of(e)
     where = f"{role} {server.describe()}"
     address = _address(server)
+    if code in codes.AUTH_PLUGIN or code == CR_AUTH_PLUGIN_ERR or _PLUGIN_NOT_LOADED in detail:
+        # libmariadb reports a client plugin it cannot load as 1045 "access denied"
+        return _auth_plugin_error(server, role, code, detail)
     if code == CR_SSL_CONNECTION_ERROR:
         return _tls_error(server, role, mode, detail, host_mismatch="Validation of SSL server" in detail,
                           no_tls="not support" in detail,
@@ -221,12 +296,29 @@ def _connect_error(
         )
     if code == codes.ER_CON_COUNT_ERROR:
         return ConnectError(f"{where}: too many connections: raise max_connections or retry later")
-    if code in codes.AUTH_PLUGIN:
-        return ConnectError(
-            f"{where}: authentication plugin not supported by the client ({code}: {detail}): "
-            f"use mysql_native_password or install the client plugin"
-        )
     return ConnectError(f"{where}: cannot connect ({code}: {detail})")
+
+
+def _auth_plugin_error(server: ServerConfig, role: str, code: int, detail: str) -> ConnectError:
+    """The account's authentication plugin (MySQL 8+/9: caching_sha2_password; 9.x has no
+    mysql_native_password) is one the client cannot use as it connects."""
+    where = f"{role} {server.describe()}"
+    if code == CR_AUTH_PLUGIN_ERR or "secure connection" in detail:
+        # caching_sha2_password's first login (nothing cached on the server) sends the
+        # password: over TLS, or RSA-encrypted with the server's public key
+        return ConnectError(
+            f"{where}: caching_sha2_password needs a secure connection for this login ({code}: "
+            f"{detail}): connect over TLS, [{role}] ssl_mode = \"required\" (or verify_ca/"
+            f"verify_identity with ssl_ca) with TLS on the server, or use mysqlclient built on "
+            f"MariaDB Connector/C, which fetches the server's RSA public key by itself"
+        )
+    return ConnectError(
+        f"{where}: the client cannot use the authentication plugin of the account {server.user!r} "
+        f"({code}: {detail}): install the client plugin it names where the client library looks "
+        f"(MariaDB Connector/C: package libmariadb3, e.g. caching_sha2_password.so in its plugin "
+        f"directory; MARIADB_PLUGIN_DIR overrides that directory), or ALTER USER to a plugin the "
+        f"client has (on MySQL 9: caching_sha2_password; on MariaDB: ed25519)"
+    )
 
 
 # ---- PyMySQL (the binlog dump) ------------------------------------------------------------------
@@ -319,6 +411,11 @@ def _cipher(conn: Any) -> str:
         cur.close()
     value = row[1] if row else ""
     return (value.decode() if isinstance(value, bytes) else str(value or "")).strip()
+
+
+def encrypted(conn: Any) -> bool:
+    """Is this connection on TLS (``Ssl_cipher`` names a cipher)?"""
+    return bool(_cipher(conn))
 
 
 def _require_tls(conn: Any, server: ServerConfig, role: str, mode: str, errors: type[Exception]) -> None:

@@ -20,9 +20,21 @@ import MySQLdb.cursors
 from ..config import ServerConfig
 from ..db import codes
 from ..db.sql import text
-from ..errors import ConfigError, TargetError
+from ..errors import ConfigError, TargetError, TargetLost
 
 STOP_SECONDS = 120.0  # how long STOP SLAVE may take to finish the group it applies
+CONNECT_SECONDS = 15.0  # how long a started IO thread may take to connect to its source
+ERROR_GRACE_SECONDS = 5.0  # an IO error older than START: how long it may stay before it counts
+
+
+def _failed(e: MySQLdb.Error, where: str, sql: str) -> TargetError:
+    """A driver error of a replication statement, in the applier's families."""
+    code, detail = codes.code_of(e), codes.message_of(e)
+    head = sql.split(" TO ")[0]
+    if code in codes.GONE or code in codes.UNREACHABLE or isinstance(e, MySQLdb.InterfaceError):
+        return TargetLost(f"lost the connection to the {where} during {head} ({code}: {detail}): check "
+                          "that it runs and is reachable ([target] host/port), then run the command again")
+    return TargetError(f"{where}: {head} failed: {code}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,8 @@ class ReplicaStatus:
     auto_position: bool  # MariaDB Using_Gtid != No; MySQL Auto_Position = 1
     name: str = ""  # MariaDB multi-source connection name
     io_error: str = ""  # Last_IO_Error
+    io_errno: int = 0  # Last_IO_Errno
+    io_connecting: bool = False  # the IO thread runs but is not connected (yet)
 
 
 class Replica:
@@ -63,7 +77,7 @@ class Replica:
                     f"target user {'SLAVE MONITOR' if self.mariadb else 'REPLICATION CLIENT'} "
                     "(and REPLICATION SLAVE ADMIN / SUPER to stop and start it)"
                 ) from None
-            raise
+            raise _failed(e, self.where, sql) from None
         finally:
             cur.close()
 
@@ -87,8 +101,7 @@ class Replica:
         try:
             cur.execute(sql, params)
         except MySQLdb.Error as e:
-            raise TargetError(f"{self.where}: {sql.split(' TO ')[0]} failed: "
-                              f"{codes.code_of(e)}: {codes.message_of(e)}") from None
+            raise _failed(e, self.where, sql) from None
         finally:
             cur.close()
 
@@ -98,8 +111,7 @@ class Replica:
         self.execute(("STOP SLAVE" if self.mariadb else "STOP REPLICA") + (f" {thread}" if thread else ""))
         deadline = time.monotonic() + STOP_SECONDS
         while True:
-            st = self.status()
-            assert st is not None
+            st = self._status_after_start()
             running = {"IO_THREAD": st.io_running, "SQL_THREAD": st.sql_running}.get(
                 thread, st.sql_running or st.io_running)
             if not running:
@@ -109,23 +121,63 @@ class Replica:
                                   f"{STOP_SECONDS:g}s: look at SHOW PROCESSLIST")
             time.sleep(0.1)
 
-    def start(self, thread: str = "", wait: float = 30.0) -> ReplicaStatus:
+    def start(self, thread: str = "", wait: float = 30.0, *, connected: bool = False) -> ReplicaStatus:
         """Start both threads (or ``thread``); the status once it runs (an SQL thread that
-        stopped on an error is an error)."""
+        stopped on an error is an error). ``connected``: also wait (at most
+        ``CONNECT_SECONDS``) until the IO thread is connected to its source, and raise
+        its ``Last_IO_Error`` in one line when it is not."""
         self.execute(("START SLAVE" if self.mariadb else "START REPLICA") + (f" {thread}" if thread else ""))
         deadline = time.monotonic() + wait
         while True:
-            st = self.status()
-            assert st is not None
+            st = self._status_after_start()
             if st.sql_errno:
                 raise TargetError(f"{self.where}: the native replica stopped on error {st.sql_errno}: "
                                   f"{st.sql_error}")
             if st.io_running if thread == "IO_THREAD" else st.sql_running:
-                return st
+                break
             if time.monotonic() > deadline:
                 raise TargetError(f"{self.where}: the native replica's {thread or 'SQL thread'} did "
-                                  f"not start within {wait:g}s: look at SHOW SLAVE STATUS")
+                                  f"not start within {wait:g}s: look at SHOW {self._word} STATUS")
             time.sleep(0.1)
+        return self.wait_connected() if connected else st
+
+    @property
+    def _word(self) -> str:
+        return "SLAVE" if self.mariadb else "REPLICA"
+
+    def _status_after_start(self) -> ReplicaStatus:
+        st = self.status()
+        if st is None:
+            raise TargetError(f"{self.where} is no longer a replica (SHOW {self._word} STATUS is empty)")
+        return st
+
+    def wait_connected(self, wait: float = CONNECT_SECONDS) -> ReplicaStatus:
+        """The status once the IO thread is connected to its source (``Slave_IO_Running``
+        / ``Replica_IO_Running`` = Yes); a ``TargetError`` naming its last error when it
+        stays Connecting or stopped for ``wait`` seconds."""
+        began = time.monotonic()
+        while True:
+            st = self._status_after_start()
+            if st.sql_errno:
+                raise TargetError(f"{self.where}: the native replica stopped on error {st.sql_errno}: "
+                                  f"{st.sql_error}")
+            if st.io_running:
+                return st
+            elapsed = time.monotonic() - began
+            # an error while it still tries: an attempt failed (the next one comes after
+            # MASTER_CONNECT_RETRY, a minute); a few seconds first, in case it was an old one
+            if (st.io_errno and (not st.io_connecting or elapsed > ERROR_GRACE_SECONDS)) or elapsed > wait:
+                break
+            time.sleep(0.2)
+        state = "stopped" if not st.io_connecting else f"still connecting after {wait:g} s"
+        error = (f"error {st.io_errno}: {st.io_error}" if st.io_errno
+                 else "no error reported yet")
+        raise TargetError(
+            f"{self.where}: the native replica's IO thread cannot connect to its source "
+            f"{st.host}:{st.port} as {st.user!r} ({state}; {error}): fix what the error names "
+            f"(the source's user, password, TLS: CHANGE {'MASTER' if self.mariadb else 'REPLICATION SOURCE'} "
+            f"TO ...) and START {self._word}, or run the command again"
+        )
 
     def point_at(self, file: str, pos: int, gtid: str, *, use_gtid: bool,
                  source: tuple[str, tuple] = ("", ())) -> None:
@@ -151,9 +203,12 @@ class Replica:
     def relay_log_index(self) -> tuple[str, int]:
         """(the relay log index file's path, this server's server_id)."""
         cur = self.conn.cursor()
+        sql = "SELECT @@relay_log_index, @@datadir, @@server_id"
         try:
-            cur.execute("SELECT @@relay_log_index, @@datadir, @@server_id")
+            cur.execute(sql)
             index, datadir, server_id = cur.fetchone()
+        except MySQLdb.Error as e:
+            raise _failed(e, self.where, sql) from None
         finally:
             cur.close()
         datadir = text(datadir).rstrip("/")
@@ -172,9 +227,12 @@ class Replica:
     def gtid_position(self) -> str:
         """MariaDB: gtid_slave_pos; MySQL: gtid_executed."""
         cur = self.conn.cursor()
+        sql = "SELECT @@GLOBAL.gtid_slave_pos" if self.mariadb else "SELECT @@GLOBAL.gtid_executed"
         try:
-            cur.execute("SELECT @@GLOBAL.gtid_slave_pos" if self.mariadb else "SELECT @@GLOBAL.gtid_executed")
+            cur.execute(sql)
             return text(cur.fetchone()[0]).replace("\n", "")
+        except MySQLdb.Error as e:
+            raise _failed(e, self.where, sql) from None
         finally:
             cur.close()
 
@@ -187,7 +245,8 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
             r.get("Relay_Master_Log_File") or "", int(r.get("Exec_Master_Log_Pos") or 0),
             int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
             (r.get("Using_Gtid") or "No") != "No", r.get("Connection_name") or "",
-            r.get("Last_IO_Error") or "",
+            r.get("Last_IO_Error") or "", int(r.get("Last_IO_Errno") or 0),
+            (r.get("Slave_IO_Running") or "No") not in ("Yes", "No"),
         )
     return ReplicaStatus(
         r.get("Replica_IO_Running") == "Yes", r.get("Replica_SQL_Running") == "Yes",
@@ -195,7 +254,8 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
         r.get("Relay_Source_Log_File") or "", int(r.get("Exec_Source_Log_Pos") or 0),
         int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
         str(r.get("Auto_Position")) == "1", r.get("Channel_Name") or "",
-        r.get("Last_IO_Error") or "",
+        r.get("Last_IO_Error") or "", int(r.get("Last_IO_Errno") or 0),
+        (r.get("Replica_IO_Running") or "No") not in ("Yes", "No"),
     )
 
 

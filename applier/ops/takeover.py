@@ -15,7 +15,23 @@ native replica is pointed there (MariaDB: gtid_slave_pos from the source's
 BINLOG_GTID_POS with MASTER_USE_GTID=slave_pos, or file/pos; MySQL: the applied GTIDs
 added to gtid_executed with gtid_purged='+...' and SOURCE_AUTO_POSITION=1, or file/pos)
 and started; the checkpoint table is marked as handed back, so a later `applier run`
-refuses until the next takeover.
+refuses until the next takeover. It then waits (``replica.CONNECT_SECONDS``) until the
+IO thread is connected to the source: one that cannot connect is an error naming its
+``Last_IO_Error`` (exit 5); a rerun of handback checks again.
+
+A target that was never a replica gets its connection from ``[source]``: host, port,
+user, password (a statement parameter, never shown) and the TLS of ``ssl_mode``:
+``disabled`` -> ``MASTER_SSL=0`` / ``SOURCE_SSL=0``; ``preferred`` -> TLS when the
+source offers it (asked over a connection of our own); ``required`` -> ``*_SSL=1``;
+``verify_ca`` -> and ``*_SSL_CA``; ``verify_identity`` -> and
+``*_SSL_VERIFY_SERVER_CERT=1``; ``ssl_cert``/``ssl_key`` -> ``*_SSL_CERT``/``*_SSL_KEY``
+(paths the target's server must be able to read: the same files on its host). On MySQL
+without TLS, ``GET_SOURCE_PUBLIC_KEY=1``: caching_sha2_password (MySQL 9's only
+password plugin) then exchanges the password RSA-encrypted.
+
+Every driver error (a lost or refused connection to the target or the source) is one
+line in the applier's families: ``TargetLost``/``Unreachable`` (exit 4: rerun once the
+server is back; both commands are safe to rerun) or ``TargetError``/``SourceError``.
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ from dataclasses import dataclass
 
 from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
-from ..db.connect import connect, flavor_and_version
+from ..db.connect import connect, driver_errors, encrypted, flavor_and_version
 from ..db.replica import Replica, same_server
 from ..db.sql import text
 from ..errors import ConfigError, TargetError
@@ -53,7 +69,8 @@ class Position:
 def takeover(cfg: Config, *, force: bool = False) -> Position:
     t = cfg.target
     where = f"target {t.describe()}"
-    with CheckpointLock(t, "applier takeover"):
+    with CheckpointLock(t, "applier takeover") as lock, \
+            driver_errors(t, "target", "taking over", "applier takeover"):
         conn = connect(t, "target", autocommit=True)
         try:
             flavor, _ = flavor_and_version(conn)
@@ -91,6 +108,7 @@ def takeover(cfg: Config, *, force: bool = False) -> Position:
             gtid = replica.gtid_position()
             position = _executed(conn, flavor, st.exec_file, st.exec_pos, gtid)
             start = BinlogPosition(position.file, position.pos) if position.file else None
+            lock.check()
             checkpoint.replace(conn, t.checkpoint_schema, start, position.gtid,
                                f"taken over at {_now()}")
         finally:
@@ -125,42 +143,58 @@ def handback(cfg: Config, *, use_gtid: bool | None = None) -> Position:
     """Hand the target back to its native replica; returns the position it starts at.
     ``use_gtid``: None follows the replica's own setting (MASTER_USE_GTID /
     SOURCE_AUTO_POSITION), else GTIDs (True) or file/pos (False)."""
+    t = cfg.target
+    where = f"target {t.describe()}"
+    with CheckpointLock(t, "applier handback") as lock, \
+            driver_errors(t, "target", "handing back", "applier handback"):
+        conn = connect(t, "target", autocommit=True)
+        try:
+            return _handback(cfg, lock, conn, where, use_gtid)
+        finally:
+            conn.close()
+
+
+def _handback(cfg: Config, lock: CheckpointLock, conn, where: str, use_gtid: bool | None) -> Position:
     from ..pipeline.coordinator import Coordinator
 
     t = cfg.target
-    where = f"target {t.describe()}"
-    with CheckpointLock(t, "applier handback") as lock:
-        conn = lock.conn
-        checkpoint.ensure_table(conn, t.checkpoint_schema)
+    checkpoint.ensure_table(conn, t.checkpoint_schema)
+    rec = checkpoint.load(conn, t.checkpoint_schema)
+    if rec.handed_back:
+        return _resume_handed_back(conn, t, rec, where)
+    if not rec.exists or (rec.start is None and not rec.gtid):
+        raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r} holds no position: "
+                          "there is nothing to hand back")
+    if rec.done:
+        # transactions committed out of order beyond the watermark: apply exactly the
+        # ones in the gaps, to one exact position
+        highest = BinlogPosition.from_ordinal(max(rec.done), file_base(rec.start.file if rec.start else "mysql-bin"))
+        log.info("applying the transactions in gaps, up to %s", highest)
+        run_cfg = cfg.with_overrides("apply", stop_at_end=False)
+        Coordinator(run_cfg, Until(position=highest), locked=True).run()
+        lock.check()
         rec = checkpoint.load(conn, t.checkpoint_schema)
-        if rec.handed_back:
-            return _resume_handed_back(conn, t, rec, where)
-        if not rec.exists or (rec.start is None and not rec.gtid):
-            raise ConfigError(f"checkpoint schema {t.checkpoint_schema!r} holds no position: "
-                              "there is nothing to hand back")
         if rec.done:
-            # transactions committed out of order beyond the watermark: apply exactly the
-            # ones in the gaps, to one exact position
-            highest = BinlogPosition.from_ordinal(max(rec.done), file_base(rec.start.file if rec.start else "mysql-bin"))
-            log.info("applying the transactions in gaps, up to %s", highest)
-            run_cfg = cfg.with_overrides("apply", stop_at_end=False)
-            Coordinator(run_cfg, Until(position=highest), locked=True).run()
-            rec = checkpoint.load(conn, t.checkpoint_schema)
-            conn.commit()
-        assert not rec.done
-        flavor, _ = flavor_and_version(conn)
-        replica = Replica(conn, flavor, where)
-        st = replica.status()
-        if st is not None and (st.sql_running or st.io_running):
-            replica.stop()
-        gtid = use_gtid if use_gtid is not None else (st.auto_position if st is not None else False)
-        if flavor == "mariadb":
-            position = _point_mariadb(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
-        else:
-            position = _point_mysql(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
-        checkpoint.replace(conn, t.checkpoint_schema, rec.start, rec.gtid,
-                           f"{checkpoint.HANDED_BACK} at {_now()} ({position})")
-        replica.start()
+            beyond = BinlogPosition.from_ordinal(max(rec.done), file_base(rec.start.file if rec.start else "mysql-bin"))
+            raise TargetError(
+                f"checkpoint schema {t.checkpoint_schema!r}: after applying the gaps up to {highest} "
+                f"it still holds {len(rec.done)} transactions committed out of order, up to {beyond}, "
+                f"beyond its position {rec.start or rec.gtid}: nothing was handed back; run "
+                f"`applier run --until-position {beyond}`, then `applier handback` again")
+    flavor, _ = flavor_and_version(conn)
+    replica = Replica(conn, flavor, where)
+    st = replica.status()
+    if st is not None and (st.sql_running or st.io_running):
+        replica.stop()
+    gtid = use_gtid if use_gtid is not None else (st.auto_position if st is not None else False)
+    lock.check()
+    if flavor == "mariadb":
+        position = _point_mariadb(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
+    else:
+        position = _point_mysql(cfg, replica, rec, configured=st is not None, use_gtid=gtid)
+    checkpoint.replace(conn, t.checkpoint_schema, rec.start, rec.gtid,
+                       f"{checkpoint.HANDED_BACK} at {_now()} ({position})")
+    replica.start(connected=True)
     return position
 
 
@@ -181,9 +215,16 @@ def _resume_handed_back(conn, t, rec, where: str) -> Position:
                           f"({st.sql_error}): fix that, then START SLAVE/REPLICA")
     if st.sql_running and st.io_running:
         log.info("%s; the native replica runs: nothing to do", said)  # a rerun: done before
+    elif st.sql_running and st.io_connecting:
+        log.info("%s; the native replica runs, its IO thread is connecting", said)
+        replica.wait_connected()
     else:
-        log.info("%s; starting the native replica, which was left stopped", said)
-        replica.start()
+        if st.io_errno:
+            log.info("%s; the IO thread stopped on error %s (%s): starting it again", said,
+                     st.io_errno, st.io_error)
+        else:
+            log.info("%s; starting the native replica, which was left stopped", said)
+        replica.start(connected=True)
     if rec.start is not None and not st.auto_position:
         return Position(rec.start.file, rec.start.pos, rec.gtid)
     return Position("", 0, rec.gtid)
@@ -191,13 +232,38 @@ def _resume_handed_back(conn, t, rec, where: str) -> Position:
 
 def _source_clause(cfg: Config, mariadb: bool) -> tuple[str, tuple]:
     """The connection part of CHANGE MASTER/REPLICATION SOURCE for a target that was never
-    a replica: the configured source (its password is passed as a parameter, never shown)."""
+    a replica: the configured source with its TLS (see the module docstring; its password
+    is passed as a parameter, never shown)."""
     s = cfg.source
     if s.socket:
         raise ConfigError("[source] socket: the native replica needs host/port of the source")
     word = "MASTER" if mariadb else "SOURCE"
-    return (f"{word}_HOST = %s, {word}_PORT = %s, {word}_USER = %s, {word}_PASSWORD = %s, ",
-            (s.host, s.port, s.user, s.password))
+    head = f"{word}_HOST = %s, {word}_PORT = %s, {word}_USER = %s, {word}_PASSWORD = %s, "
+    params: tuple = (s.host, s.port, s.user, s.password)
+    tls = s.ssl_mode != "disabled" and (s.ssl_mode != "preferred" or _source_offers_tls(cfg))
+    head += f"{word}_SSL = {int(tls)}, "
+    if tls:
+        if s.ssl_mode in ("verify_ca", "verify_identity"):
+            head += f"{word}_SSL_CA = %s, "
+            params += (s.ssl_ca,)
+        if s.ssl_cert:
+            head += f"{word}_SSL_CERT = %s, {word}_SSL_KEY = %s, "
+            params += (s.ssl_cert, s.ssl_key)
+        head += f"{word}_SSL_VERIFY_SERVER_CERT = {int(s.ssl_mode == 'verify_identity')}, "
+    elif not mariadb:
+        head += "GET_SOURCE_PUBLIC_KEY = 1, "  # caching_sha2_password without TLS
+    return head, params
+
+
+def _source_offers_tls(cfg: Config) -> bool:
+    """[source] ssl_mode = "preferred": does the source offer TLS (our own connection
+    with the same settings comes out encrypted)?"""
+    with driver_errors(cfg.source, "source", "asking whether it offers TLS", "applier handback"):
+        conn = connect(cfg.source, "source")
+        try:
+            return encrypted(conn)
+        finally:
+            conn.close()
 
 
 def _point_mariadb(cfg: Config, replica: Replica, rec, *, configured: bool, use_gtid: bool) -> Position:
@@ -212,13 +278,14 @@ def _point_mariadb(cfg: Config, replica: Replica, rec, *, configured: bool, use_
 
 def _source_gtid_pos(cfg: Config, start: BinlogPosition) -> str:
     """MariaDB's own GTID position at a binlog position of the source: every domain."""
-    conn = connect(cfg.source, "source")
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
-        value = cur.fetchone()[0]
-    finally:
-        conn.close()
+    with driver_errors(cfg.source, "source", f"reading BINLOG_GTID_POS at {start}", "applier handback"):
+        conn = connect(cfg.source, "source")
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
+            value = cur.fetchone()[0]
+        finally:
+            conn.close()
     if value is None:
         raise TargetError(f"source {cfg.source.describe()} cannot tell the GTID position at {start} "
                           "(BINLOG_GTID_POS is NULL: purged?): use --file-position")

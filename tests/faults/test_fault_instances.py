@@ -1,15 +1,19 @@
 """Two appliers on one checkpoint schema: while ``applier run`` works, a second ``run``
 on the same config, ``takeover`` and ``handback`` each refuse with exit 9 (Busy) and one
-line naming the holder's connection, change nothing, and the first run ends equal.
-Session servers (nothing is killed)."""
+line naming the holder's connection, change nothing, and the first run ends equal. A
+first run that stops answering (frozen) loses its lock to a second one, which waits for
+it rather than exit 9; woken up, the first stops. Session servers (nothing is killed)."""
 
 from __future__ import annotations
 
+import inspect
 import signal
+
+import pytest
 
 from applier.errors import Busy
 from applier.harness import workload
-from applier.pipeline import checkpoint
+from applier.pipeline import checkpoint, coordinator
 from tests.appliers import applied
 from tests.faults import faultlib as fl
 from tests.integration.test_cli_errors import run_cli
@@ -80,3 +84,50 @@ def test_takeover_and_handback_during_a_run_are_refused(source, target, dbname, 
         assert _checkpoint_rows(target, f"ckpt_{dbname}") == rows, f"{command} changed the checkpoint"
         assert app.proc.poll() is None, app.describe()
     _finish_first(app, source, target, dbname, before)
+
+
+def _coordinator_checks_its_lock() -> bool:
+    """Does the coordinator's loop call ``CheckpointLock.check()``? (Until it does, a run
+    that lost its lock goes on applying: the second half of the test below cannot pass.)"""
+    return ".check()" in inspect.getsource(coordinator)
+
+
+def test_a_run_beside_a_frozen_one_waits_for_its_lock_then_the_frozen_one_stops(
+        source, target, dbname, tmp_path, spawn):
+    """The first run stops answering (SIGSTOP of its whole group while it is caught up:
+    what a network partition looks like to the server). A second run does not exit 9:
+    the first's lock session (wait_timeout 60 s) ends, and the second takes the lock and
+    applies. When the first wakes up, its lock is gone: it stops (exit 9, the second
+    holds the lock) instead of applying beside the second."""
+    app, config, before, holder = _first_run(source, target, dbname, tmp_path, spawn)
+    app.signal(signal.SIGSTOP, group=True)
+    second = spawn(config)
+    try:
+        lock = checkpoint.lock_name(f"ckpt_{dbname}")
+        taken = fl.wait_for("the second run to take the lock",
+                            lambda: (h := target.query("SELECT IS_USED_LOCK(%s)", (lock,))[0][0])
+                            and int(h) != holder and int(h),
+                            timeout=checkpoint.LOCK_SESSION_SECONDS + fl.APPLY_SECONDS, app=second)
+        assert "waiting up to" in second.stderr, second.describe()
+        workload.run(source.server_config(), dbname, "uniform", 200, connections=2, tables=2, rows=200,
+                     seed=98)
+        total = fl.source_transactions(source) - before
+        fl.wait_applied(second, target, f"ckpt_{dbname}", total)
+        checks = _coordinator_checks_its_lock()
+        if checks:
+            app.signal(signal.SIGCONT, group=True)
+            app.wait(fl.APPLY_SECONDS)
+            fl.app_error(app, Busy.exit_code, f"connection {taken}", "another applier",
+                         secrets=(source.password, target.password))
+        else:
+            app.kill_all()  # woken, it would apply beside the second (seen: "target has diverged")
+        app.assert_gone()
+    finally:
+        if app.proc.poll() is None:
+            app.signal(signal.SIGCONT, group=True)
+    second.signal(signal.SIGTERM, group=False)
+    assert second.wait() == 0, second.describe()
+    fl.assert_equal(source, target, [dbname], f"ckpt_{dbname}", total)
+    if not checks:
+        pytest.xfail("the first run's half is not checked: coordinator.py does not call "
+                     "CheckpointLock.check() yet (see its docstring)")

@@ -17,11 +17,13 @@ import pytest
 
 from applier.binlog.position import MysqlGtidSet
 from applier.db.replica import Replica
+from applier.errors import TargetError
 from applier.harness import sandbox
 from tests.appliers import Applier, applied
+from tests.faults import faultlib as fl
 from tests.integration.test_cli_errors import assert_clean_error, run_cli
 from tests.integration.test_takeover import ROWS, WAIT, Load, config, wait_for
-from tests.support import assert_same
+from tests.support import assert_same, render_toml
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +106,96 @@ def test_mysql_takeover_run_handback_under_load(mysql_pair, tmp_path: Path, dbna
     assert st is not None and st.sql_running and st.auto_position and not st.sql_errno
     assert_same(source, target, dbname)
     assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == COUNT
+
+
+@pytest.fixture
+def mysql_lone_pair(tmp_path, mysql_available):
+    """A MySQL source and a target that has never been a replica (GTID mode on, as a
+    replica of a GTID source must be)."""
+    source = sandbox.make_source(tmp_path / "servers" / "source", flavor="mysql")
+    target = sandbox.make_target(tmp_path / "servers" / "target", flavor="mysql")
+    target.options.update({"gtid_mode": "ON", "enforce_gtid_consistency": "ON"})
+    source.start()
+    try:
+        target.start()
+        try:
+            yield source, target
+        finally:
+            target.stop()
+    finally:
+        source.stop()
+
+
+def _lone_config(tmp_path: Path, name: str, source, target, db: str, start, ssl_mode: str) -> Path:
+    sc, tc = source.server_config(), target.server_config()
+    path = tmp_path / name
+    path.write_text(render_toml({
+        "source": {"host": sc.host, "port": sc.port, "user": sc.user, "password": sc.password,
+                   "start_file": start[0], "start_pos": start[1], "ssl_mode": ssl_mode},
+        "target": {"host": tc.host, "port": tc.port, "user": tc.user, "password": tc.password},
+        "apply": {"databases": [db], "workers": 2},
+    }))
+    return path
+
+
+def _connection(target) -> tuple[str, str]:
+    """(SSL_ALLOWED, GET_PUBLIC_KEY) of the replica's connection configuration."""
+    row = target.query("SELECT SSL_ALLOWED, GET_PUBLIC_KEY FROM performance_schema."
+                       "replication_connection_configuration WHERE CHANNEL_NAME = ''")[0]
+    return str(row[0]), str(row[1])
+
+
+def _replicates(source, target, db: str) -> None:
+    """The native replica is connected and applies what the source writes next."""
+    st = Replica(target.connect(), "mysql", "target").status()
+    assert st is not None and st.io_running and st.sql_running, st
+    source.execute(f"UPDATE {db}.counters SET n = n + 1")
+
+    def at_the_end() -> bool:  # by file position: the applier's own commits got the target's GTIDs
+        now = Replica(target.connect(), "mysql", "target").status()
+        return now is not None and (now.exec_file, now.exec_pos) == source.binlog_position()
+
+    wait_for("the native replica", at_the_end)
+    assert_same(source, target, db)
+
+
+def test_handback_to_a_target_that_was_never_a_replica(mysql_lone_pair, tmp_path, dbname):
+    """MySQL 9's caching_sha2_password: a replica's first login (nothing cached on the
+    source: FLUSH PRIVILEGES) needs TLS or the source's RSA public key. handback maps
+    [source] ssl_mode onto SOURCE_SSL (preferred: TLS, as the source offers it) or adds
+    GET_SOURCE_PUBLIC_KEY=1 (disabled), and waits until the IO thread is connected: an
+    IO thread that cannot connect (here: equal server ids) is one error line, exit 5,
+    and a rerun once it is fixed starts it."""
+    source, target = mysql_lone_pair
+    start = source.binlog_position()
+    seed(source, dbname)
+    # TLS off: the RSA public key
+    plain = _lone_config(tmp_path, "plain.toml", source, target, dbname, start, "disabled")
+    out = run_cli("run", "--config", str(plain), "--stop-at-end")
+    assert out.returncode == 0, out.stderr
+    source_id = int(source.query("SELECT @@server_id")[0][0])
+    target.execute(f"SET GLOBAL server_id = {source_id}")
+    source.execute("FLUSH PRIVILEGES")
+    out = run_cli("handback", "--config", str(plain), "--file-position", timeout=WAIT)
+    fl.error_line(out.stderr, out.returncode, TargetError.exit_code, "IO thread", "cannot connect",
+                  "equal", secrets=(source.password, target.password), stdout=out.stdout)
+    target.execute("SET GLOBAL server_id = 2")
+    source.execute("FLUSH PRIVILEGES")
+    out = run_cli("handback", "--config", str(plain), "--file-position", timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    assert _connection(target) == ("NO", "YES")
+    _replicates(source, target, dbname)
+    # TLS preferred (the source offers it): SOURCE_SSL = 1
+    target.execute("STOP REPLICA")
+    target.execute("RESET REPLICA ALL")
+    target.execute("DROP DATABASE mts_applier")
+    tls = _lone_config(tmp_path, "tls.toml", source, target, dbname, source.binlog_position(), "preferred")
+    source.execute(f"UPDATE {dbname}.counters SET n = n + 1")
+    out = run_cli("run", "--config", str(tls), "--stop-at-end")
+    assert out.returncode == 0, out.stderr
+    source.execute("FLUSH PRIVILEGES")
+    out = run_cli("handback", "--config", str(tls), "--file-position", timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("handed back at mysql-bin."), out.stdout
+    assert _connection(target)[0] == "YES"
+    _replicates(source, target, dbname)

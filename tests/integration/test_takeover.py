@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import MySQLdb
+import MySQLdb.cursors
 import pytest
 
 from applier.db.replica import Replica
@@ -292,3 +294,40 @@ def test_handback_rerun_starts_a_replica_left_stopped(pair, tmp_path, dbname):
     after = Replica(target.connect(), "mariadb", "target").status()
     assert after.sql_running and after.io_running
     assert (after.exec_file, after.exec_pos) == (before.exec_file, before.exec_pos)
+
+
+def test_handback_to_a_target_that_was_never_a_replica(tmp_path, dbname, mariadb_available):
+    """The target got its data from the applier alone: handback writes CHANGE MASTER with
+    [source]'s host, port, user, password and TLS (preferred, and this source offers
+    none: MASTER_SSL=0), starts the replica and returns once its IO thread is
+    connected; the native replica then applies what the source writes next."""
+    source, target = sandbox.start_pair(tmp_path / "servers")
+    try:
+        start = source.binlog_position()
+        seed(source, dbname)
+        sc, tc = source.server_config(), target.server_config()
+        path = tmp_path / "lone.toml"
+        path.write_text(render_toml({
+            "source": {"host": sc.host, "port": sc.port, "user": sc.user, "password": sc.password,
+                       "start_file": start[0], "start_pos": start[1]},
+            "target": {"host": tc.host, "port": tc.port, "user": tc.user, "password": tc.password},
+            "apply": {"databases": [dbname], "workers": 2},
+        }))
+        assert run_cli("run", "--config", str(path), "--stop-at-end").returncode == 0
+        assert Replica(target.connect(), "mariadb", "target").status() is None
+        out = run_cli("handback", "--config", str(path), timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+        assert source.password not in out.stdout + out.stderr
+        st = Replica(target.connect(), "mariadb", "target").status()
+        assert st is not None and st.io_running and st.sql_running, st
+        conn = target.connect()
+        cur = conn.cursor(MySQLdb.cursors.DictCursor)
+        cur.execute("SHOW SLAVE STATUS")
+        assert cur.fetchone()["Master_SSL_Allowed"] == "No"  # the source offers no TLS
+        conn.close()
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1")
+        wait_for("the native replica", lambda: caught_up(source, target))
+        assert_same(source, target, dbname)
+    finally:
+        target.stop()
+        source.stop()
