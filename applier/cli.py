@@ -178,7 +178,11 @@ def handback(config_path, use_gtid) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status(config_path, as_json) -> None:
-    """Applied position (exact), source position, lag, whether an applier runs."""
+    """Applied position (exact), source position, lag, whether an applier runs.
+
+    Read-only. With no checkpoint yet it prints one line starting 'no checkpoint yet'
+    and exits 0 (--json: "checkpoint": false); exits 4 when a server is unreachable,
+    5 or 3 when the target or the source refuses a statement."""
     from .ops.status import read_status
 
     try:

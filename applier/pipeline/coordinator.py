@@ -65,6 +65,7 @@ class Flow:
         self._skipping = None  # a streamed transaction applied before (not applied again)
         self._streaming = None  # the streamed transaction being applied (begun, not ended)
         self._held: list = []  # barriers read one after the other, not yet applied (_flush_barriers)
+        self.lock = None  # the checkpoint lock (checkpoint.CheckpointLock): lost -> stop at once
         self.stop = False
         self._next_progress = 0.0
         self._next_record = 0.0
@@ -102,8 +103,10 @@ class Flow:
                 self._serial_done(txn)
 
     def _run(self, reader) -> None:
-        dispatcher, until = self.dispatcher, self.until
+        dispatcher, until, lock = self.dispatcher, self.until, self.lock
         for item in self._items(reader):
+            if lock is not None:
+                lock.check()  # another applier may hold the target now: not one more transaction
             t = type(item)
             if self._held and (t is not Barrier or item.txn.is_ddl):  # type: ignore[union-attr]
                 self._flush_barriers()  # held barriers commit before anything else happens
@@ -332,13 +335,15 @@ class Coordinator:
             log.info("applying from %s with %d workers", start or f"GTID {gtid}", workers)
             pool = ProcessPool(workers, cfg.target, a)
             tables = TableCache(SchemaCache(conn))
-            dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order)
+            dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order,
+                                    adapt=a.adapt_workers)
             serial = SerialApplier(session, tables, watermark, a, ddl_pending=recovery.ddl_pending,
                                    turn=pool.turn)
             intake = Intake(a, Filter(a, schema), tables, weigher)
             flow = self._flow = Flow(intake, dispatcher, serial, watermark, self.metrics,
                                      recovery.done, until)
             flow.stop = self._stop
+            flow.lock = lock
             self.reading.run(flow, start, gtid)
             dispatcher.drain()
             serial.record()  # the exact position, now that nothing is in flight

@@ -32,7 +32,14 @@ from ..db.connect import connect, flavor_and_version
 from ..db.grants import Grants
 from ..db.replica import Replica
 from ..db.sql import text as _text
-from ..errors import BinlogPurgedError, ConfigError, SchemaError, SourceError, TargetError
+from ..errors import (
+    BinlogPurgedError,
+    ConfigError,
+    SchemaError,
+    SourceError,
+    TargetError,
+    TargetLost,
+)
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +346,8 @@ def inspect_target(target: TargetConfig, *, check_replica: bool = True) -> None:
 def _running_sql_threads(conn, flavor: str, where: str) -> list[str]:
     try:
         return Replica(conn, flavor, where).running_sql_threads()
+    except TargetLost:
+        raise  # the target is gone: not a missing privilege
     except TargetError as e:  # no privilege to look: say so, the run goes on
         log.warning("%s; cannot check that the target's own SQL thread is stopped", e)
         return []

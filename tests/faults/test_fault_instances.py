@@ -6,14 +6,11 @@ it rather than exit 9; woken up, the first stops. Session servers (nothing is ki
 
 from __future__ import annotations
 
-import inspect
 import signal
-
-import pytest
 
 from applier.errors import Busy
 from applier.harness import workload
-from applier.pipeline import checkpoint, coordinator
+from applier.pipeline import checkpoint
 from tests.appliers import applied
 from tests.faults import faultlib as fl
 from tests.integration.test_cli_errors import run_cli
@@ -86,12 +83,6 @@ def test_takeover_and_handback_during_a_run_are_refused(source, target, dbname, 
     _finish_first(app, source, target, dbname, before)
 
 
-def _coordinator_checks_its_lock() -> bool:
-    """Does the coordinator's loop call ``CheckpointLock.check()``? (Until it does, a run
-    that lost its lock goes on applying: the second half of the test below cannot pass.)"""
-    return ".check()" in inspect.getsource(coordinator)
-
-
 def test_a_run_beside_a_frozen_one_waits_for_its_lock_then_the_frozen_one_stops(
         source, target, dbname, tmp_path, spawn):
     """The first run stops answering (SIGSTOP of its whole group while it is caught up:
@@ -113,14 +104,10 @@ def test_a_run_beside_a_frozen_one_waits_for_its_lock_then_the_frozen_one_stops(
                      seed=98)
         total = fl.source_transactions(source) - before
         fl.wait_applied(second, target, f"ckpt_{dbname}", total)
-        checks = _coordinator_checks_its_lock()
-        if checks:
-            app.signal(signal.SIGCONT, group=True)
-            app.wait(fl.APPLY_SECONDS)
-            fl.app_error(app, Busy.exit_code, f"connection {taken}", "another applier",
-                         secrets=(source.password, target.password))
-        else:
-            app.kill_all()  # woken, it would apply beside the second (seen: "target has diverged")
+        app.signal(signal.SIGCONT, group=True)
+        app.wait(fl.APPLY_SECONDS)
+        fl.app_error(app, Busy.exit_code, f"connection {taken}", "another applier",
+                     secrets=(source.password, target.password))
         app.assert_gone()
     finally:
         if app.proc.poll() is None:
@@ -128,6 +115,3 @@ def test_a_run_beside_a_frozen_one_waits_for_its_lock_then_the_frozen_one_stops(
     second.signal(signal.SIGTERM, group=False)
     assert second.wait() == 0, second.describe()
     fl.assert_equal(source, target, [dbname], f"ckpt_{dbname}", total)
-    if not checks:
-        pytest.xfail("the first run's half is not checked: coordinator.py does not call "
-                     "CheckpointLock.check() yet (see its docstring)")
