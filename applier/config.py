@@ -171,6 +171,9 @@ class ApplyConfig:
     stop_at_end: bool = False  # exit when the source has no more events (catch-up mode)
     native_scan: bool = True  # read common transactions with the Cython scanner when it is built
     verify_before_image: bool = False  # updates/deletes must match the whole before image (drift detector)
+    # new work goes to as many of the workers as commit fastest, measured (pipeline/width.py);
+    # false: always to all of them
+    adapt_workers: bool = True
     # replication filters (pipeline/filters.py): db.table LIKE patterns, as MySQL's
     # replicate-(wild-)do-table / ignore-table, and "from->to" as replicate-rewrite-db
     do_tables: tuple[str, ...] = ()

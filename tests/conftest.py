@@ -26,6 +26,10 @@ from applier.harness import sandbox
 from tests.appliers import Applier
 
 _HERE = Path(__file__).parent
+# Tests that run several workers mean them to run concurrently: every worker is fed from
+# the start ([apply] adapt_workers would begin with one and widen only where that is
+# faster). Applier subprocesses read it too. Tests of the adaptive width ask for it.
+os.environ.setdefault("APPLIER_APPLY_ADAPT_WORKERS", "false")
 # Directories whose tests need real servers; they get the ``integration`` marker.
 _SERVER_DIRS = (_HERE / "integration", _HERE / "scenarios", _HERE / "faults")
 

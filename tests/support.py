@@ -30,6 +30,7 @@ def make_config(
     file, pos = start or source.binlog_position()
     apply.setdefault("stop_at_end", True)
     apply.setdefault("databases", (db,))
+    apply.setdefault("adapt_workers", False)  # every worker fed (tests/conftest.py)
     return config.Config(
         source=config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
                                    start_file=file, start_pos=pos, reconnect_attempts=2),

@@ -28,6 +28,7 @@ from .checkpoint import Watermark
 from .messages import Done, Work
 from .pool import Pool
 from .scheduler import Scheduler, WaitingLine
+from .width import Width
 
 SEND_AT = 16  # transactions held back per worker before a queue message is sent
 MAX_WAITING = 2_000  # transactions waiting for a conflict to clear before reading pauses
@@ -36,13 +37,20 @@ ACK_WAIT = 0.5  # seconds per wait for an acknowledgement (then the workers are 
 STUCK_SECONDS = 3600.0
 CHECK_SECONDS = 0.5  # how often an idle dispatcher looks for dead workers
 ORDERED_RUN = 256  # preserve_commit_order: consecutive transactions kept on one worker
+SATURATED = 2 * SEND_AT  # in flight per fed worker: the workers, not the source, set the pace
 
 
 class Dispatcher:
     def __init__(self, pool: Pool, watermark: Watermark, metrics: Metrics, *,
-                 ordered: bool = False) -> None:
+                 ordered: bool = False, adapt: bool = True) -> None:
         self.pool = pool
         self.scheduler = Scheduler(pool.size)
+        # how many workers get free transactions (not with commit order: its runs of
+        # consecutive tickets already pick their worker)
+        self.width = Width(pool.size) if adapt and not ordered else None
+        if self.width is not None:
+            self.scheduler.width = self.width.value
+        self._committed = 0
         self.watermark = watermark
         self.metrics = metrics
         self.ordered = ordered
@@ -192,3 +200,8 @@ class Dispatcher:
         m.transactions += len(ack.seqs)
         m.rows += ack.rows
         m.batch(len(ack.seqs), ack.retries)
+        if self.width is not None:
+            self._committed += len(ack.seqs)
+            sched = self.scheduler
+            sched.width = self.width.observe(time.monotonic(), self._committed,
+                                             sched.in_flight >= SATURATED * sched.width)

@@ -11,7 +11,10 @@ Rules
 * Transactions sharing a key run in source order. A new transaction whose keys are held
   by exactly one worker goes to that worker: the worker's FIFO keeps the order. Keys
   held by no worker (including a transaction with no keys, :data:`EMPTY_KEYS`) go to the
-  least busy worker (fewest queued-or-running transactions), ties broken round-robin.
+  least busy worker (fewest queued-or-running transactions), ties broken round-robin,
+  among the first ``width`` workers (all by default; ``width.Width`` narrows it when
+  fewer workers commit faster). Which worker a free transaction gets never matters for
+  order: no transaction in flight shares a key with it.
   Keys held by several workers cannot be routed now: :meth:`Scheduler.route` returns
   ``None`` and the caller waits for completions until at most one worker holds them.
 * A transaction is never split: it is assigned whole to one worker.
@@ -62,7 +65,7 @@ class Scheduler:
     re-iterable collection (tuple, frozenset) when calling both ``route`` and ``assign``.
     """
 
-    __slots__ = ("_n", "_shift", "_mask", "_one", "_held", "_queues", "_inflight", "_next")
+    __slots__ = ("_n", "_shift", "_mask", "_one", "_held", "_queues", "_inflight", "_next", "width")
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -77,6 +80,7 @@ class Scheduler:
         self._queues: list[deque[tuple[int, frozenset[int]]]] = [deque() for _ in range(workers)]
         self._inflight = 0  # total queued-or-running transactions
         self._next = 0  # round-robin cursor: where the least-busy search starts
+        self.width = workers  # free transactions go to workers 0 .. width - 1
 
     @property
     def workers(self) -> int:
@@ -160,6 +164,11 @@ class Scheduler:
         """Number of queued-or-running transactions on ``worker``."""
         return len(self._queues[worker])
 
+    @property
+    def in_flight(self) -> int:
+        """Queued-or-running transactions on all workers."""
+        return self._inflight
+
     def idle(self) -> bool:
         """True when no transaction is queued or running on any worker."""
         return self._inflight == 0
@@ -221,10 +230,11 @@ class Scheduler:
     # -- internals ------------------------------------------------------------------
 
     def _least_busy(self) -> int:
-        """Least busy worker, scanning round-robin from the cursor (first wins ties)."""
+        """Least busy of the first ``width`` workers, scanning round-robin from the cursor
+        (first wins ties)."""
         qs = self._queues
-        n = self._n
-        best = self._next
+        n = self.width
+        best = self._next if self._next < n else 0
         best_len = len(qs[best])
         if best_len == 0:
             return best

@@ -169,6 +169,12 @@ def test_random_workload(source, target, dbname, workers, policy, preserve):
     assert m.scanned < m.transactions  # DDL, filtered, big and barrier ones did not
 
 
+def test_random_workload_with_adaptive_workers(source, target, dbname):
+    """[apply] adapt_workers (the default outside the tests): 4 workers, fed as many as
+    commit fastest; the same exact result."""
+    _replicate(source, target, dbname, 4, "writeset", False, native_scan=True, adapt_workers=True)
+
+
 def test_random_workload_python_path(source, target, dbname):
     """The same with the native scanner off: the per-event Python path is the reference
     the scanner falls back to, and must stay correct on its own."""
@@ -187,9 +193,10 @@ def test_random_workload_across_flavors(pair, request, dbname):
     _replicate(source, target, dbname, 4, "writeset", False, native_scan=True)
 
 
-def _replicate(source, target, dbname, workers, policy, preserve, *, native_scan: bool):
+def _replicate(source, target, dbname, workers, policy, preserve, *, native_scan: bool,
+               adapt_workers: bool = False):
     cfg = make_config(source, target, dbname, workers=workers, policy=policy, big_txn_rows=BIG_TXN_ROWS,
-                      preserve_commit_order=preserve, native_scan=native_scan)
+                      preserve_commit_order=preserve, native_scan=native_scan, adapt_workers=adapt_workers)
     src = source.connect()
     _setup(src.cursor(), dbname)
     src.close()

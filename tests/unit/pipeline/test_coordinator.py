@@ -53,7 +53,8 @@ def _flow(native_scan: bool, skip_upto: int, serial=None, tables=None) -> tuple[
     watermark = Watermark(None)
     pool = InstantPool(2)
     intake = make_intake(tables or fixed_tables()[:1], native_scan=native_scan)
-    flow = Flow(intake, Dispatcher(pool, watermark, metrics), serial or _NoSerial(), watermark, metrics)
+    flow = Flow(intake, Dispatcher(pool, watermark, metrics, adapt=False), serial or _NoSerial(), watermark,
+                metrics)
     flow.skip_upto = skip_upto
     return flow, pool, metrics
 

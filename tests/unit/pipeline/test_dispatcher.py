@@ -24,6 +24,7 @@ from applier.pipeline.checkpoint import Watermark
 from applier.pipeline.dispatcher import Dispatcher
 from applier.pipeline.messages import Done, Work
 from applier.pipeline.pool import InstantPool
+from applier.pipeline.width import Width
 
 FILE = "mysql-bin.000001"
 
@@ -90,13 +91,16 @@ def transactions(rng: random.Random, n: int, nkeys: int) -> list[tuple[Transacti
     return out
 
 
-def run(seed: int, n: int, workers: int, nkeys: int, queue_size: int, ordered: bool, max_waiting: int):
+def run(seed: int, n: int, workers: int, nkeys: int, queue_size: int, ordered: bool, max_waiting: int,
+        adapt: bool = False):
     rng = random.Random(seed)
     txns = transactions(rng, n, nkeys)
     keys = {t.seq: k for t, k in txns}
     pool = FakePool(workers, rng, queue_size, keys)
     watermark = Watermark(None)
-    d = Dispatcher(pool, watermark, Metrics(), ordered=ordered)
+    d = Dispatcher(pool, watermark, Metrics(), ordered=ordered, adapt=adapt)
+    if d.width is not None:  # a width that changes all the time: routing must stay exact
+        d.width = Width(workers, start=rng.randint(1, workers), period=0.0)
     old = dispatcher_mod.MAX_WAITING
     dispatcher_mod.MAX_WAITING = max_waiting
     try:
@@ -122,10 +126,12 @@ def prefix(committed: list[int]) -> int:
 @settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 2**32), n=st.integers(1, 120), workers=st.integers(1, 5),
        nkeys=st.integers(1, 30), queue_size=st.integers(1, 4), ordered=st.booleans(),
-       max_waiting=st.sampled_from([4, 2000]))
+       max_waiting=st.sampled_from([4, 2000]), adapt=st.booleans())
 def test_every_transaction_once_and_per_key_source_order(seed, n, workers, nkeys, queue_size, ordered,
-                                                         max_waiting):
-    pool, watermark, d, keys = run(seed, n, workers, nkeys, queue_size, ordered, max_waiting)
+                                                         max_waiting, adapt):
+    """With ``adapt``, the number of workers fed free transactions changes at almost
+    every acknowledgement: the rules hold whatever it is."""
+    pool, watermark, d, keys = run(seed, n, workers, nkeys, queue_size, ordered, max_waiting, adapt)
     assert sorted(pool.committed) == list(range(1, n + 1))
     last: dict[int, int] = {}
     for seq in pool.committed:
@@ -149,7 +155,7 @@ def test_a_conflict_waits_in_line_while_others_pass():
     pool = FakePool(2, rng, 100, keys)
     pool.next_ack = lambda timeout: None  # type: ignore[method-assign]  # nobody commits yet
     watermark = Watermark(None)
-    d = Dispatcher(pool, watermark, Metrics())
+    d = Dispatcher(pool, watermark, Metrics(), adapt=False)  # both workers fed
     for seq in range(1, 6):
         txn = Transaction(seq, "", FILE, end_of(seq) & 0xFFFFFFFF, 0)
         watermark.register(seq, txn.end_ordinal, FILE, "")
