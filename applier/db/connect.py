@@ -79,6 +79,7 @@ MySQLdb error into the applier's families, one line each: a lost connection is
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -324,11 +325,25 @@ def _auth_plugin_error(server: ServerConfig, role: str, code: int, detail: str) 
 # ---- PyMySQL (the binlog dump) ------------------------------------------------------------------
 
 
+@functools.cache
 def _unverified_context() -> ssl.SSLContext:
+    """TLS that checks no certificate (``preferred``, ``required``): one per process. It
+    needs no CA list: PyMySQL's own default context loads the system's for nothing,
+    about 50 ms per connection."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+class _PyMysql(pymysql.connections.Connection):
+    """PyMySQL's connection, its ``preferred`` mode (no TLS options: TLS when the server
+    offers it, nothing verified, PyMySQL 1.2+) on the shared unverified context."""
+
+    def _create_ssl_ctx(self, sslp):
+        if not sslp:
+            return _unverified_context()
+        return super()._create_ssl_ctx(sslp)
 
 
 def pymysql_tls(server: ServerConfig, mode: str) -> dict[str, Any]:
@@ -354,7 +369,7 @@ def connect_pymysql(server: ServerConfig, role: str, **kwargs: Any) -> pymysql.c
     mode = tls_mode(server)
 
     def attempt(m: str) -> pymysql.connections.Connection:
-        return pymysql.connect(**kwargs, **pymysql_tls(server, m))
+        return _PyMysql(**kwargs, **pymysql_tls(server, m))
 
     try:
         conn = _open(attempt, mode, _pymysql_no_tls)
