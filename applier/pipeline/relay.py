@@ -18,7 +18,13 @@ rotated since (relay logs stay until they are purged, below). The first Rotate o
 source's in the relay log says: one the source sent when the IO thread (re)connected
 (log position 0) names the file it continues, so what came before is in that file; a
 real one (the end of a source file) names the next file, so what came before is in the
-one before it (``_oldest_source_file``).
+one before it (``_oldest_source_file``). MySQL's relay logs are alike: each file starts
+with the replica's FormatDescription and Previous_gtids (its own server_id: skipped), a
+file begun at a connect or after a source rotation has the source's artificial Rotate
+(position 0) naming the file it continues, and the replica writes Rotates with server_id
+0 and position 0 for what the source skipped (auto-position): they name the current file
+too. MySQL rewrites its index at every rotation by deleting it and renaming a copy in
+its place, so a missing index is read again for a moment (``INDEX_GONE_SECONDS``).
 
 Applied relay logs must not fill the disk, and the IO thread owns the relay log index:
 once the applier has caught up with the relay log and the files hold more than
@@ -49,6 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_SECONDS = 0.2  # how often the index is read again while waiting at a file's end
+# MySQL rewrites its relay log index (at every rotation and purge) by writing a copy,
+# deleting the index and renaming the copy in its place: for a moment there is none
+INDEX_GONE_SECONDS = 2.0
 
 
 class _Purge(Exception):
@@ -87,7 +96,7 @@ class RelayLogReading:
             conn.close()
         if self.index is None:
             self.index = Path(index)
-        if not self.index.is_file():
+        if not _wait_for_file(self.index):
             raise ConfigError(f"relay log index {self.index} is not readable here: the applier must run "
                               "where the target's relay logs are, or set [source] relay_log_index")
 
@@ -101,10 +110,18 @@ class RelayLogReading:
 
     def _files(self) -> list[Path]:
         assert self.index is not None
-        try:
-            names = [line.strip() for line in self.index.read_text().splitlines() if line.strip()]
-        except OSError as e:
-            raise SourceError(f"cannot read the relay log index {self.index}: {e.strerror}") from None
+        deadline = time.monotonic() + INDEX_GONE_SECONDS
+        while True:
+            try:
+                text = self.index.read_text()
+                break
+            except FileNotFoundError as e:  # MySQL replacing it (INDEX_GONE_SECONDS)
+                if time.monotonic() > deadline:
+                    raise SourceError(f"cannot read the relay log index {self.index}: {e.strerror}") from None
+                time.sleep(0.01)
+            except OSError as e:
+                raise SourceError(f"cannot read the relay log index {self.index}: {e.strerror}") from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         base = self.index.parent
         return [Path(n) if n.startswith("/") else base / n for n in names]
 
@@ -256,6 +273,17 @@ def _first_source_rotate(path: Path, own_server_id: int) -> tuple[str, bool] | N
                 name = body[8 : len(body) - trailer].decode("utf-8", "replace")
                 return name, log_pos == 0 or bool(flags & ev.LOG_EVENT_ARTIFICIAL_F)
             pos += size
+
+
+def _wait_for_file(path: Path) -> bool:
+    """``path`` is a file, or becomes one within INDEX_GONE_SECONDS (MySQL's index
+    replaced by rename: missing for a moment)."""
+    deadline = time.monotonic() + INDEX_GONE_SECONDS
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _size(path: Path) -> int:

@@ -1,6 +1,7 @@
 """What the fault tests share: config files, bounded waits, the end-of-test comparisons
 (per-row counters, ledger, ``applier check``, exactly-once count, checkpoint position)
-and the shape of a refusal (one ``error:`` line, exit code, no traceback).
+and the shape of a refusal (one ``error:`` line, exit code, no traceback); and
+``TlsFaultProxy``, the fault proxy for TLS connections (a MySQL source).
 
 Data: ``applier.harness.workload`` tables (``sbtestN`` with a counter ``n`` every
 transaction increments, ``ledger`` with one row per transaction). A transaction applied
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from pathlib import Path
 
+from applier.binlog.position import MysqlGtidSet
 from applier.harness import workload
 from applier.pipeline import checkpoint
 from tests import appliers
 from tests.appliers import Applier, applied
+from tests.faults import proxy as _proxy
 from tests.support import assert_same, render_toml
 
 APPLY_SECONDS = 75  # bound on any wait for the applier to make progress or exit
@@ -87,8 +92,12 @@ def catch_up(spawn, config: Path, timeout: float = APPLY_SECONDS) -> Applier:
 
 
 def source_transactions(source) -> int:
-    """The source's GTID sequence number (domain 0): counts every binlogged transaction."""
+    """Every binlogged transaction of the source so far: MariaDB's GTID sequence number
+    (domain 0); MySQL's ``gtid_executed``, counted (a server's own transactions only
+    appear there, every one once)."""
     pos = source.gtid_position()
+    if getattr(source, "flavor", "mariadb") == "mysql":
+        return MysqlGtidSet.parse(pos).count()
     return max((int(g.split("-")[2]) for g in pos.split(",") if g.startswith("0-")), default=0)
 
 
@@ -194,3 +203,64 @@ def app_error(app: Applier, exit_code: int | None, *fragments: str,
 
 def log_count(app: Applier, fragment: str) -> int:
     return sum(1 for line in app.stderr.splitlines() if fragment in line)
+
+
+# ---- a fault proxy for TLS connections -------------------------------------------------------
+
+
+class _RawConn(_proxy._Conn):
+    def _from_server(self, data: bytes) -> bool:
+        """The server's bytes as they come (no packet framing); a handshake budget cuts
+        at its exact byte."""
+        if self.budget is not None and self.received + len(data) >= self.budget:
+            self._queue_down(data[: max(self.budget - self.received, 0)])
+            self.proxy._count("handshake_kills")
+            return False
+        self.received += len(data)
+        self._queue_down(data)
+        return True
+
+
+class TlsFaultProxy(_proxy.FaultProxy):
+    """A ``FaultProxy`` that passes the server's bytes on unframed, for connections that
+    go over TLS (a MySQL source offers it, and ``ssl_mode = "preferred"`` takes it):
+    ``FaultProxy`` splits the server's stream into MySQL packets, which TLS records are
+    not (their header read as a packet length, the bytes wait for a packet that never
+    ends: the connection hangs). Everything but ``cut_before``/``stall_before`` (which
+    need the packets) works as there: cuts, handshake budgets (bytes, TLS included),
+    ``rate``, ``hold``, refusals."""
+
+    def cut_before(self, *matchers) -> None:
+        raise NotImplementedError("TlsFaultProxy does not see packets")
+
+    def stall_before(self, matcher) -> None:
+        raise NotImplementedError("TlsFaultProxy does not see packets")
+
+    def _start_conn(self, client: socket.socket) -> None:  # FaultProxy's, with _RawConn
+        client.setblocking(True)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self.counters["accepted"] += 1
+            over = len(self._conns) >= self.max_connections
+            budget = self._budgets.pop(0) if self._budgets else None
+            if budget is None and self._handshake is not None:
+                max_bytes, deadline = self._handshake
+                if time.monotonic() < deadline:
+                    budget = self.rng.randint(0, max_bytes)
+                else:
+                    self._handshake = None
+        if over:
+            self._count("over_limit")
+            _proxy._abort(client)
+            return
+        try:
+            upstream = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            _proxy._abort(client)
+            return
+        upstream.settimeout(None)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _RawConn(self, client, upstream, budget)
+        with self._lock:
+            self._conns.add(conn)
+        conn.thread.start()
