@@ -1,5 +1,16 @@
 """Counters and lag, kept apart from settings and state so any stage can report (the
-summary `applier run` prints, and the Prometheus exporter reads them live)."""
+summary `applier run` prints, and the Prometheus exporter reads them live).
+
+Lag (``lag_seconds``) is how far behind the source the target is, in seconds of the
+source's clock: now minus the source commit time of the oldest transaction the target
+does not have yet. That is the oldest transaction read and not committed (in flight,
+waiting, held back, streamed, applied by the coordinator); with none, and the reading at
+the end of what the source sent, the target has caught up: 0 (as Seconds_Behind_Master,
+0 when the SQL thread has nothing to do, however long the source has been idle). With
+none but the reading not at the end (it is going through transactions that need no
+work, e.g. filtered ones), the next one committed no earlier than the last one read:
+its age. Source commit times are the binlog's whole seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,22 @@ import time
 from dataclasses import dataclass, field
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # transactions per commit
+
+
+def lag_seconds(oldest_uncommitted: int, last_read: int, reading_idle: bool,
+                now: float | None = None) -> float | None:
+    """Seconds the target is behind (module docstring); ``oldest_uncommitted``: the source
+    commit time of the oldest transaction read and not committed (0: none), ``last_read``:
+    that of the last transaction read (0: none yet), ``reading_idle``: the reading is at
+    the end of what the source sent. None: not known yet (nothing read, still reading)."""
+    now = time.time() if now is None else now
+    if oldest_uncommitted:
+        return max(0.0, now - oldest_uncommitted)
+    if reading_idle:
+        return 0.0
+    if not last_read:
+        return None
+    return max(0.0, now - last_read)
 
 
 @dataclass
@@ -24,7 +51,7 @@ class Metrics:
     read: int = 0  # whole transactions read from the source
     retries: int = 0  # batches run again after a deadlock or lock-wait timeout
     batch_counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BUCKETS) + 1))
-    last_source_timestamp: int = 0
+    last_source_timestamp: int = 0  # source commit time of the last transaction read
     position: str = ""  # where the run ended: every transaction up to it has committed
     gtid: str = ""  # the same position as GTIDs
     until_reached: bool | None = None  # None: no UNTIL asked for
@@ -46,10 +73,10 @@ class Metrics:
     def tps(self) -> float:
         return self.transactions / self.elapsed
 
-    def lag_seconds(self) -> float:
-        if not self.last_source_timestamp:
-            return 0.0
-        return max(0.0, time.time() - self.last_source_timestamp)
+    def lag_seconds(self, oldest_uncommitted: int = 0, reading_idle: bool = False) -> float:
+        """``lag_seconds`` with this run's last read transaction (0.0 when not known),
+        for the progress line."""
+        return lag_seconds(oldest_uncommitted, self.last_source_timestamp, reading_idle) or 0.0
 
     def summary(self) -> dict[str, float | int]:
         return {

@@ -94,7 +94,7 @@ def test_sdist_holds_the_build_inputs_and_nothing_generated(dist):
     for required in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in",
                      "native/_rowkeys.pyx", "native/_scan.pyx", "native/__init__.py",
                      "native/xxhash/xxhash.h", "native/xxhash/xxh3_inline.h", "native/xxhash/LICENSE",
-                     "examples/applier.toml", "examples/applier.service",
+                     "examples/applier.toml", "examples/applier.service", "examples/grafana-dashboard.json",
                      "applier/cli.py", "applier/config.py"):
         assert required in names, f"{required} missing from the sdist"
     generated = sorted(n for n in names if re.search(r"\.(c|so|o|pyc|pyd)$", n) or "__pycache__" in n)
