@@ -53,6 +53,16 @@ class ReplicaStatus:
     io_error: str = ""  # Last_IO_Error
     io_errno: int = 0  # Last_IO_Errno
     io_connecting: bool = False  # the IO thread runs but is not connected (yet)
+    io_state: str = ""  # Slave_IO_State / Replica_IO_State
+
+    @property
+    def io_streaming(self) -> bool:
+        """The IO thread is past connecting, checking the source and registering (where a
+        bad setting, e.g. equal server ids, stops it): it waits for or queues the
+        source's events. ``Slave_IO_Running = Yes`` alone comes before those checks."""
+        state = self.io_state.lower()
+        return self.io_running and ("to send event" in state or "queueing" in state
+                                    or "relay log space" in state)
 
 
 class Replica:
@@ -152,16 +162,16 @@ class Replica:
         return st
 
     def wait_connected(self, wait: float = CONNECT_SECONDS) -> ReplicaStatus:
-        """The status once the IO thread is connected to its source (``Slave_IO_Running``
-        / ``Replica_IO_Running`` = Yes); a ``TargetError`` naming its last error when it
-        stays Connecting or stopped for ``wait`` seconds."""
+        """The status once the IO thread is connected to its source and streams from it
+        (``ReplicaStatus.io_streaming``); a ``TargetError`` naming its last error when it
+        does not within ``wait`` seconds (stopped, or still connecting)."""
         began = time.monotonic()
         while True:
             st = self._status_after_start()
             if st.sql_errno:
                 raise TargetError(f"{self.where}: the native replica stopped on error {st.sql_errno}: "
                                   f"{st.sql_error}")
-            if st.io_running:
+            if st.io_streaming and not st.io_errno:
                 return st
             elapsed = time.monotonic() - began
             # an error while it still tries: an attempt failed (the next one comes after
@@ -246,7 +256,7 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
             int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
             (r.get("Using_Gtid") or "No") != "No", r.get("Connection_name") or "",
             r.get("Last_IO_Error") or "", int(r.get("Last_IO_Errno") or 0),
-            (r.get("Slave_IO_Running") or "No") not in ("Yes", "No"),
+            (r.get("Slave_IO_Running") or "No") not in ("Yes", "No"), r.get("Slave_IO_State") or "",
         )
     return ReplicaStatus(
         r.get("Replica_IO_Running") == "Yes", r.get("Replica_SQL_Running") == "Yes",
@@ -255,7 +265,7 @@ def _status(r: dict, mariadb: bool) -> ReplicaStatus:
         int(r.get("Last_SQL_Errno") or 0), r.get("Last_SQL_Error") or "",
         str(r.get("Auto_Position")) == "1", r.get("Channel_Name") or "",
         r.get("Last_IO_Error") or "", int(r.get("Last_IO_Errno") or 0),
-        (r.get("Replica_IO_Running") or "No") not in ("Yes", "No"),
+        (r.get("Replica_IO_Running") or "No") not in ("Yes", "No"), r.get("Replica_IO_State") or "",
     )
 
 
