@@ -226,6 +226,17 @@ class Watermark:
         end = self._ends.get(self._next) or self._pending.get(self._next)
         return end[3] if end else 0
 
+    def outstanding(self) -> int:
+        """Transactions registered (read) and not done yet."""
+        return len(self._ends)
+
+    def beyond(self, committed: frozenset[int] = frozenset()) -> int:
+        """Transactions past the prefix that need nothing more: done out of order, or
+        ``committed`` before a restart (end ordinals) and not read again yet."""
+        ends = {end[0] for end in list(self._pending.values())}
+        ends.update(o for o in committed if o > self.ordinal)
+        return len(ends)
+
     def gtid_after(self, *gtids: str) -> str:
         """The GTID text once ``gtids`` (the next transactions') are applied too."""
         gtids = tuple(g for g in gtids if g)

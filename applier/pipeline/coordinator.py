@@ -25,7 +25,7 @@ from ..config import Config
 from ..db import codes
 from ..db.schema import SchemaCache
 from ..errors import ConfigError, MissingTableMap, TargetError, TargetLost, Unreachable
-from ..metrics import Metrics
+from ..metrics import Metrics, lag_seconds
 from . import checkpoint, preflight
 from .checkpoint import Recovery, Watermark
 from .dispatcher import Dispatcher
@@ -65,6 +65,7 @@ class Flow:
         self._skipping = None  # a streamed transaction applied before (not applied again)
         self._streaming = None  # the streamed transaction being applied (begun, not ended)
         self._held: list = []  # barriers read one after the other, not yet applied (_flush_barriers)
+        self.idle_read = -1  # metrics.read when the intake last had nothing to read (IDLE)
         self.lock = None  # the checkpoint lock (checkpoint.CheckpointLock): lost -> stop at once
         self.stop = False
         self._next_progress = 0.0
@@ -238,6 +239,7 @@ class Flow:
         """Nothing to read right now: let the workers' acknowledgements in, and once
         everything has committed, let row 0 take the exact position (at most once per
         RECORD_SECONDS)."""
+        self.idle_read = self.metrics.read
         self.dispatcher.idle()
         now = time.monotonic()
         if now >= self._next_record and self.dispatcher.quiet():
@@ -247,7 +249,19 @@ class Flow:
             self._next_progress = now + PROGRESS_SECONDS
             m, w = self.metrics, self.watermark
             log.info("applied %d transactions (%d rows, %.0f TPS), position %s:%d, lag %.1fs",
-                     m.transactions, m.rows, m.tps, w.file, w.ordinal & 0xFFFFFFFF, m.lag_seconds())
+                     m.transactions, m.rows, m.tps, w.file, w.ordinal & 0xFFFFFFFF, self.lag() or 0.0)
+
+    def pending(self) -> int:
+        """Transactions read and not committed (the exporter's thread calls it): registered
+        and not done, and a streamed one until its end is read (numbered, registered)."""
+        streaming = self._streaming
+        return self.watermark.outstanding() + (streaming is not None and not streaming.seq)
+
+    def lag(self) -> float | None:
+        """``metrics.lag_seconds`` now (the exporter's thread calls it too)."""
+        streaming, m = self._streaming, self.metrics
+        oldest = self.watermark.oldest_pending_timestamp() or (streaming.timestamp if streaming is not None else 0)
+        return lag_seconds(oldest, m.last_source_timestamp, self.idle_read == m.read)
 
 
 class Coordinator:
@@ -271,12 +285,13 @@ class Coordinator:
         if flow is None:
             return None
         w, d = flow.watermark, flow.dispatcher
-        oldest = w.oldest_pending_timestamp()
         return {
             "position_file": w.file,
             "position": w.ordinal & 0xFFFFFFFF,
             "gtid": w.gtid,
-            "lag_seconds": max(0.0, time.time() - oldest) if oldest else 0.0,
+            "lag_seconds": flow.lag(),  # None: not known yet
+            "pending": flow.pending(),  # read, not committed
+            "beyond": w.beyond(flow.committed),  # committed past the applied position
             "in_flight": [d.scheduler.busy(i) for i in range(d.scheduler.workers)],
             "waiting": len(d.line),
         }
