@@ -20,11 +20,14 @@ CR_UNKNOWN_HOST = 2005
 CR_SERVER_GONE_ERROR = 2006
 CR_SERVER_LOST = 2013
 CR_SERVER_LOST_EXTENDED = 2055
+CR_SSL_CONNECTION_ERROR = 2026
 ER_SERVER_SHUTDOWN = 1053
 ER_CONNECTION_KILLED = 1927  # MariaDB; MySQL reports a killed connection as 2013
 ER_QUERY_INTERRUPTED = 1317
+# (2026, a TLS connection that breaks under a statement: "TLS/SSL error: Connection reset
+# by peer"; when connecting, db.connect tells a TLS set-up problem apart first)
 GONE = frozenset({CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED,
-                  ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED})
+                  ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, CR_SSL_CONNECTION_ERROR})
 UNREACHABLE = frozenset({CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_UNKNOWN_HOST, CR_SERVER_LOST})
 
 # -- connecting ---------------------------------------------------------------------------

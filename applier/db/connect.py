@@ -98,7 +98,7 @@ from . import codes
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
-CR_SSL_CONNECTION_ERROR = 2026
+CR_SSL_CONNECTION_ERROR = codes.CR_SSL_CONNECTION_ERROR
 CR_AUTH_PLUGIN_ERR = 2061  # libmysqlclient: "Authentication requires secure connection" (caching_sha2)
 _PLUGIN_NOT_LOADED = "could not be loaded"  # libmariadb: "Plugin caching_sha2_password could not be loaded"
 ER_SECURE_TRANSPORT_REQUIRED = 3159  # MySQL; MariaDB answers 1045 (access denied)
@@ -380,6 +380,8 @@ def connect_pymysql(server: ServerConfig, role: str, **kwargs: Any) -> pymysql.c
             raise _tls_error(server, role, mode, original.verify_message or str(original),
                              host_mismatch=original.verify_code in _X509_HOST_MISMATCH,
                              certificate=True) from None
+        if isinstance(original, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError):
+            raise  # the connection broke (in the TLS handshake or after): the caller retries
         if isinstance(original, ssl.SSLError):
             raise _tls_error(server, role, mode, str(original)) from None
         if code == CR_SSL_CONNECTION_ERROR:

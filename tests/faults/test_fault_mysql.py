@@ -14,9 +14,9 @@ plain connection to a server without RSA keys.
 
 MySQL offers TLS, so every connection of the applier (``ssl_mode = "preferred"``) is on
 TLS: the proxy is faultlib's ``TlsFaultProxy`` (``FaultProxy`` reads the stream as MySQL
-packets and holds TLS records back). Two tests are expected failures until the bug they
-show is fixed outside this module (their ``xfail`` reasons say where): a cut inside the
-TLS handshake of a reconnect, and a target killed under TLS connections.
+packets and holds TLS records back). Two of them found bugs, fixed since: a cut inside
+the TLS handshake of a reconnect ended the applier instead of a retry, and a target
+killed under TLS connections (error 2026) was not taken for a lost connection.
 
 Servers: this module's own MySQL source and target (``mysql_pair``): the target is
 killed and restarted with other settings, the source's binlogs are purged and its
@@ -265,19 +265,8 @@ def test_random_cuts_during_a_backlog(pair, dbname, tmp_path, spawn, proxies):
     _assert_done(source, target, dbname, total, app)
 
 
-# A cut inside the TLS handshake (or the login over TLS) of a reconnect ends the applier
-# (exit 4, "TLS with the server failed ([SSL: UNEXPECTED_EOF_WHILE_READING] ...): check
-# [source] ssl_mode ...") instead of a retry: connect_pymysql takes any ssl.SSLError
-# behind PyMySQL's OperationalError for a TLS set-up problem, a broken connection too.
-TLS_CUT_BUG = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="applier/db/connect.py connect_pymysql: an SSLEOFError/SSLZeroReturnError/"
-           "ConnectionError behind the OperationalError is a broken connection: re-raise it "
-           "(DumpSource.open retries) instead of _tls_error")
-
-
 @pytest.mark.parametrize("ssl_mode, budgets", [
-    pytest.param("preferred", TLS_BUDGETS, id="tls", marks=TLS_CUT_BUG),
+    pytest.param("preferred", TLS_BUDGETS, id="tls"),
     pytest.param("disabled", RSA_BUDGETS, id="plain-rsa"),
 ])
 def test_cuts_during_the_handshake(pair, dbname, tmp_path, spawn, proxies, ssl_mode, budgets):
@@ -304,15 +293,7 @@ def test_cuts_during_the_handshake(pair, dbname, tmp_path, spawn, proxies, ssl_m
 # ---- (c) the target killed -9 and restarted -----------------------------------------------------
 
 
-TARGET_TLS_BUG = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="applier/db/codes.py: a TLS connection that breaks under a statement is error 2026 "
-           "(libmariadb: 'TLS/SSL error: Connection reset by peer' / 'unexpected eof while "
-           "reading'), not in codes.GONE: the applier stops with exit 5 'target refused ...' "
-           "instead of reconnecting")
-
-
-@pytest.mark.parametrize("ssl_mode", [pytest.param("preferred", id="tls", marks=TARGET_TLS_BUG),
+@pytest.mark.parametrize("ssl_mode", [pytest.param("preferred", id="tls"),
                                       pytest.param("disabled", id="plain")])
 def test_target_killed_mid_run_and_restarted(pair, dbname, tmp_path, spawn, ssl_mode):
     """The target killed -9 and restarted mid-run: the applier reconnects and resumes
