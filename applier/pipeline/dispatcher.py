@@ -45,9 +45,9 @@ class Dispatcher:
                  ordered: bool = False, adapt: bool = True) -> None:
         self.pool = pool
         self.scheduler = Scheduler(pool.size)
-        # how many workers get free transactions (not with commit order: its runs of
-        # consecutive tickets already pick their worker)
-        self.width = Width(pool.size) if adapt and not ordered else None
+        # how many workers get free transactions (with commit order too: a run of
+        # consecutive tickets stays on a worker within the width)
+        self.width = Width(pool.size) if adapt else None
         if self.width is not None:
             self.scheduler.width = self.width.value
         self._committed = 0
@@ -88,7 +88,8 @@ class Dispatcher:
         ORDERED_RUN of them (runs of one would make every commit wait for the previous
         worker's); a conflict makes the dispatcher wait, nothing passes."""
         sched = self.scheduler
-        prefer = self._run_worker if sched.busy(self._run_worker) < ORDERED_RUN else None
+        run = self._run_worker
+        prefer = run if run < sched.width and sched.busy(run) < ORDERED_RUN else None
         worker = sched.route(keys, prefer)
         if worker is None:
             self.metrics.waits += 1

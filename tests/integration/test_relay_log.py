@@ -82,6 +82,28 @@ class Held:
             os.close(fd)
 
 
+def across_a_source_rotation(source, target, dbname: str, path: Path, tmp_path: Path) -> None:
+    """Takeover in relay-log mode (``path``), a run through a source FLUSH BINARY LOGS
+    (the rest of the first file, then a short second one: its positions are below the
+    first file's), stopped caught up; then a restart over those relay logs: each time
+    equal to the source."""
+    out = run_cli("takeover", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    first = Applier(path, log_dir=tmp_path, name="relay1")
+    for i in range(100):  # the rest of the first file: more relay logs
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i % 40 + 1,))
+    source.execute("FLUSH BINARY LOGS")
+    for i in range(20):
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
+    stop_caught_up(source, target, first)
+    assert_same(source, target, dbname)
+    assert len(relay_files(target)) > 3, "the relay logs were purged: the case is not made"
+    for i in range(10):  # more for the restarted run
+        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
+    stop_caught_up(source, target, Applier(path, log_dir=tmp_path, name="relay2"))
+    assert_same(source, target, dbname)
+
+
 def stop_caught_up(source, target, app: Applier) -> None:
     """Wait until ``app``'s checkpoint is at the source's end, then SIGTERM: exit 0."""
     end = source.binlog_position()
@@ -150,8 +172,6 @@ def test_a_relay_log_from_another_source_is_refused(replica_pair, source, tmp_pa
     assert_clean_error(out, 2, "relay log comes from 127.0.0.1:", "point [source] at")
 
 
-
-
 def test_a_restart_reads_relay_logs_of_an_earlier_source_file(replica_pair, tmp_path, dbname):
     """Relay logs the applier applied stay until they are purged: after a restart the
     oldest ones may hold an earlier source binlog file than the checkpoint's (the source
@@ -167,19 +187,5 @@ def test_a_restart_reads_relay_logs_of_an_earlier_source_file(replica_pair, tmp_
     wait_for("the native replica", lambda: replica(target).status().exec_pos
              == source.binlog_position()[1])
     path = relay_config(tmp_path, source, target, dbname)
-    out = run_cli("takeover", "--config", str(path))
-    assert out.returncode == 0, out.stderr
-    first = Applier(path, log_dir=tmp_path, name="relay1")
-    for i in range(100):  # the rest of the first file: more relay logs
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i % 40 + 1,))
-    source.execute("FLUSH BINARY LOGS")
-    for i in range(20):  # a short current file: its positions are below the first file's
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
-    stop_caught_up(source, target, first)
-    assert_same(source, target, dbname)
-    assert len(relay_files(target)) > 3, "the relay logs were purged: the case is not made"
-    for i in range(10):  # more for the restarted run
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
-    stop_caught_up(source, target, Applier(path, log_dir=tmp_path, name="relay2"))
-    assert_same(source, target, dbname)
+    across_a_source_rotation(source, target, dbname, path, tmp_path)
     assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 400

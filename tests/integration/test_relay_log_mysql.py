@@ -30,7 +30,12 @@ from applier.harness import sandbox
 from tests.appliers import Applier, applied
 from tests.integration.test_cli_errors import assert_clean_error, run_cli
 from tests.integration.test_mysql_takeover import caught_up, seed
-from tests.integration.test_relay_log import PURGE_BYTES, Held, relay_config, stop_caught_up
+from tests.integration.test_relay_log import (
+    PURGE_BYTES,
+    Held,
+    across_a_source_rotation,
+    relay_config,
+)
 from tests.integration.test_takeover import WAIT, Load, wait_for
 from tests.support import assert_same
 
@@ -202,21 +207,7 @@ def test_file_position_replica_restart_over_an_earlier_source_file(file_replica,
     load.join()
     wait_for("the native replica", lambda: native_caught_up(source, target))
     path = config(tmp_path, source, target, dbname)
-    out = run_cli("takeover", "--config", str(path))
-    assert out.returncode == 0, out.stderr
-    first = Applier(path, log_dir=tmp_path, name="relay1")
-    for i in range(100):  # the rest of the first file: more relay logs
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i % 40 + 1,))
-    source.execute("FLUSH BINARY LOGS")
-    for i in range(20):  # a short current file: its positions are below the first file's
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
-    stop_caught_up(source, target, first)
-    assert_same(source, target, dbname)
-    assert len(relay_files(target)) > 3, "the relay logs were purged: the case is not made"
-    for i in range(10):
-        source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = %s", (i + 1,))
-    stop_caught_up(source, target, Applier(path, log_dir=tmp_path, name="relay2"))
-    assert_same(source, target, dbname)
+    across_a_source_rotation(source, target, dbname, path, tmp_path)
     assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 400
 
     # relay logs over relay_log_purge_bytes: dropped by pointing the replica at the
