@@ -6,9 +6,11 @@ position there (per domain on MariaDB, the executed set on MySQL), and what work
 committed beyond it out of order after a crash (``committed beyond``; the transactions
 in between that are not applied yet are ``in gaps``: `applier run` or `handback`
 applies exactly those). From the source: its current position. Lag in bytes counts the
-binlog in between; in transactions, the GTID distance on MariaDB or, on MySQL, the
-transactions read from the source's binlog; in seconds, the age of the oldest
-transaction not applied yet (0 when caught up). Whether an applier runs: the holder of
+binlog in between; in transactions, the transactions not applied in that binlog (read
+from the source, up to SCAN_BYTES; the ones committed out of order are not counted;
+beyond that, the GTID distance on MariaDB, else unknown); in seconds, the age of the
+oldest transaction not applied yet, 0 when none is (also with bytes behind: a rotated
+binlog's Rotate and the next file's header are no transaction). Whether an applier runs: the holder of
 the checkpoint schema's lock; when it runs and ``[metrics] listen`` is set, its live
 figures (``live.py``: current rate, lag, per-worker queues, the waiting line).
 
@@ -147,15 +149,19 @@ def read_status(cfg: Config) -> Status:
         if lag_bytes == 0:
             lag_txns, lag_secs = 0, 0.0
         else:
-            scan = _scan(cfg, flavor, applied, None, lag_bytes)
+            scan = _scan(cfg, flavor, applied, None, lag_bytes, rec.done)
             if scan is not None:
-                lag_txns = scan[0] - len(rec.done)
-                lag_secs = round(max(0.0, time.time() - scan[1]), 1) if scan[1] else None
+                # bytes behind but no transaction (a Rotate and the next file's header after
+                # FLUSH BINARY LOGS, heartbeats): caught up, 0 s
+                lag_txns, first = scan
+                lag_secs = round(max(0.0, time.time() - first), 1) if lag_txns else 0.0
             if flavor == "mariadb" and rec.gtid and lag_txns is None:
                 lag_txns = _gtid_distance(rec.gtid, src_gtid)
         if highest:
-            scan = _scan(cfg, flavor, applied, highest, highest - applied.ordinal)
-            in_gaps = scan[0] - len(rec.done) if scan is not None else None
+            top = BinlogPosition.from_ordinal(highest, base)  # bytes, not ordinals: files change
+            size = bytes_between(applied.file, applied.pos, top.file, top.pos, sizes)
+            scan = _scan(cfg, flavor, applied, highest, size, rec.done)
+            in_gaps = scan[0] if scan is not None else None
     if missing:
         return Status(applied="", applied_gtid="", committed_beyond=0, highest_committed="", in_gaps=None,
                       source=f"{src_file}:{src_pos}", source_gtid=src_gtid, lag_bytes=None,
@@ -201,10 +207,11 @@ def _load(conn, cfg: Config, holder) -> tuple[checkpoint.Recovery, str]:
 
 
 def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
-          size: int) -> tuple[int, int] | None:
-    """(transactions, timestamp of the first) in the source's binlog from ``start`` to
-    the ordinal ``end`` (None: to the end of the binlog), or None when that is more than
-    SCAN_BYTES or SCAN_SECONDS of reading."""
+          size: int, done: frozenset[int]) -> tuple[int, int] | None:
+    """(transactions not applied, source commit time of the first of them) in the
+    source's binlog from ``start`` to the ordinal ``end`` (None: to the end of the
+    binlog); those ending at an ordinal of ``done`` (committed out of order) are applied.
+    None when that is more than SCAN_BYTES or SCAN_SECONDS of reading."""
     if size > SCAN_BYTES:
         return None
     reader = DumpSource(cfg.source, flavor, non_blocking=True, server_id=0)  # beside a running applier
@@ -221,8 +228,9 @@ def _scan(cfg: Config, flavor: str, start: BinlogPosition, end: int | None,
             if txn is not None:
                 if end is not None and txn.end_ordinal > end:
                     break
-                count += 1
-                first = first or txn.timestamp
+                if txn.end_ordinal not in done:
+                    count += 1
+                    first = first or txn.timestamp
                 if end is not None and txn.end_ordinal == end:
                     break
             if time.monotonic() > deadline:

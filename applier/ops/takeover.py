@@ -6,7 +6,10 @@ threads are stopped (the SQL thread finishes the transaction it applies; both fl
 commit in source order, MySQL's parallel workers only with replica_preserve_commit_order,
 so the executed position has no gaps there — with gaps on MySQL the GTID set is used),
 its executed position (source binlog coordinates and GTIDs) becomes the applier's start
-in the checkpoint table, and it is printed.
+in the checkpoint table, and it is printed. A MariaDB replica by GTID whose gtid_slave_pos
+is not the source's GTID position at its file position (set by hand to skip a
+transaction, or domains left apart by parallel replication) is taken over at its
+gtid_slave_pos alone: that is where it would continue.
 
 handback: with no applier running, the target is first brought to one exact position
 (if workers committed out of order before a crash, exactly the transactions in the
@@ -40,7 +43,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..binlog.position import BinlogPosition, GtidPosition, file_base
+from ..binlog.position import BinlogPosition, GtidPosition, MariadbGtidPos, file_base
 from ..config import Config
 from ..db.connect import connect, driver_errors, encrypted, flavor_and_version
 from ..db.replica import Replica, same_server
@@ -107,6 +110,8 @@ def takeover(cfg: Config, *, force: bool = False) -> Position:
                                   f"({st.sql_error}) while stopping: fix it first")
             gtid = replica.gtid_position()
             position = _executed(conn, flavor, st.exec_file, st.exec_pos, gtid)
+            if flavor == "mariadb" and st.auto_position and position.file and gtid:
+                position = _gtid_replica(cfg, position)
             start = BinlogPosition(position.file, position.pos) if position.file else None
             lock.check()
             checkpoint.replace(conn, t.checkpoint_schema, start, position.gtid,
@@ -130,6 +135,32 @@ def _executed(conn, flavor: str, file: str, pos: int, gtid: str) -> Position:
         raise TargetError("the replica reports no executed position (Relay_Master_Log_File is "
                           "empty): let it apply something first, or start from a position")
     return Position(file, pos, gtid)
+
+
+def _gtid_replica(cfg: Config, position: Position) -> Position:
+    """A MariaDB replica by GTID (MASTER_USE_GTID = slave_pos) continues after its
+    gtid_slave_pos, not after its file position: the two differ when gtid_slave_pos was
+    set by hand while it was stopped (to skip a transaction) or when parallel
+    replication left its GTID domains at different points. Then the GTID position alone
+    is where it is (the applier reads from it by GTID, every domain exactly)."""
+    start = BinlogPosition(position.file, position.pos)
+    with driver_errors(cfg.source, "source", f"reading BINLOG_GTID_POS at {start}", "applier takeover"):
+        conn = connect(cfg.source, "source")
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
+            value = cur.fetchone()[0]
+        finally:
+            conn.close()
+    if value is None:  # purged, or not a position of this source's binlog: the file position
+        return position
+    at = MariadbGtidPos.parse(text(value))
+    if at == MariadbGtidPos.parse(position.gtid):
+        return position
+    log.warning("the replica's gtid_slave_pos %s is not the GTID position at its executed file "
+                "position %s (%s): taking over at the GTID position, which the replica "
+                "(MASTER_USE_GTID = slave_pos) would continue from", position.gtid, start, at)
+    return Position("", 0, position.gtid)
 
 
 def _now() -> str:

@@ -6,18 +6,27 @@ at one exact position (no gaps), and prints it.
 Nothing past the point is ever applied: a transaction that starts past it (a GTID later
 in its domain / source than the point, a commit after the moment) stops the run before
 it, also when it is the first one read (then nothing is applied, and a warning says so).
-GTIDs applied before the run count as read: the start GTID position, and ``applied``
-(`applier replay` on a MySQL target: its gtid_executed, e.g. a restored backup's).
+GTIDs applied before the run count as read: the start GTID position, ``applied``
+(`applier replay` on a MySQL target: its gtid_executed, e.g. a restored backup's), and
+``before``: the source's GTIDs before a start at a file position (``gtids_before``). A
+run started at a file position reads only the GTIDs after it, so without them a point
+naming GTIDs from before the start (a MariaDB position with a domain written to only
+before it, MySQL's usual ``uuid:1-N``) would never count as read: the run would wait
+for a transaction past the point, forever on an idle source.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..binlog.position import BinlogPosition, GtidPosition, MysqlGtidSet
 from ..binlog.transactions import Transaction
+from ..config import SourceConfig
+from ..db.connect import connect, driver_errors
+from ..db.sql import text
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,11 +74,13 @@ class Until:
 class UntilTracker:
     """Follows the transactions read, in source order, against an ``Until``."""
 
-    def __init__(self, until: Until, start_gtid: str) -> None:
+    def __init__(self, until: Until, start_gtid: str, before: str = "") -> None:
         self.until = until
         self.reached = False
-        # GTIDs read so far: the start's and those applied before the run included
-        self._read = _merged(GtidPosition(start_gtid), GtidPosition(until.applied))
+        # GTIDs read so far: the start's, those applied before the run and (a start at a
+        # file position) the source's before it included
+        self._read = _merged(_merged(GtidPosition(start_gtid), GtidPosition(until.applied)),
+                             GtidPosition(before))
         self._want = GtidPosition(until.gtid) if until.gtid else None
         self._position = until.position.ordinal if until.position else None
         self._tops = _mysql_tops(self._want.mysql) if self._want is not None and self._want.mysql else {}
@@ -139,6 +150,61 @@ class UntilTracker:
             return read.mariadb is not None and read.mariadb.reached(want.mariadb)
         assert want.mysql is not None
         return read.mysql is not None and want.mysql.issubset(read.mysql)
+
+
+def gtids_before(source: SourceConfig, flavor: str, start: BinlogPosition) -> str:
+    """The source's GTIDs before ``start``, a position in its binlog (``before`` of an
+    ``UntilTracker``). MariaDB: ``BINLOG_GTID_POS(file, pos)``, every domain. MySQL: the
+    start file's Previous_gtids and the GTIDs of its transactions before the position
+    (SHOW BINLOG EVENTS, at most ``BEFORE_SECONDS`` of it). "" with a warning when the
+    source cannot tell (purged, or too long to read): then only the GTIDs read count."""
+    what = f"reading the GTIDs before {start} (for --until-gtid)"
+    with driver_errors(source, "source", what, "applier run"):
+        conn = connect(source, "source")
+        try:
+            cur = conn.cursor()
+            if flavor == "mariadb":
+                cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
+                value = cur.fetchone()[0]
+                if value is None:
+                    log.warning("--until-gtid: the source cannot tell its GTID position at %s "
+                                "(BINLOG_GTID_POS is NULL); only the GTIDs read count", start)
+                    return ""
+                return text(value)
+            return _mysql_gtids_before(cur, start)
+        finally:
+            conn.close()
+
+
+BEFORE_SECONDS = 10.0  # MySQL: how long gtids_before may read the start file
+_PAGE = 2000  # events per SHOW BINLOG EVENTS
+
+
+def _mysql_gtids_before(cur, start: BinlogPosition) -> str:
+    gtids = MysqlGtidSet()
+    pos, deadline = 4, time.monotonic() + BEFORE_SECONDS
+    while pos < start.pos:
+        if time.monotonic() > deadline:
+            log.warning("--until-gtid: reading %s up to %d for the GTIDs before the start took more "
+                        "than %g s; only the GTIDs read count (give --until-gtid the GTIDs after the "
+                        "start, or start by GTID)", start.file, start.pos, BEFORE_SECONDS)
+            return ""
+        cur.execute(f"SHOW BINLOG EVENTS IN %s FROM {int(pos)} LIMIT {_PAGE}", (start.file,))
+        rows = cur.fetchall()
+        if not rows:
+            break
+        for _file, at, kind, _server, end, info in rows:
+            if int(at) >= start.pos:
+                return str(gtids)
+            kind, info = text(kind), text(info)
+            if kind == "Previous_gtids" and info.strip():
+                gtids.update(MysqlGtidSet.parse(info))
+            elif kind.startswith("Gtid"):  # Gtid, Gtid_tagged_log_event (not Anonymous_Gtid)
+                gtids.add(info.split("'")[1])
+            pos = int(end)
+        if len(rows) < _PAGE:
+            break
+    return str(gtids)
 
 
 def _merged(read: GtidPosition, applied: GtidPosition) -> GtidPosition:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.support import assert_same, config_toml, make_config, run_applier
@@ -130,3 +132,100 @@ def test_a_client_without_the_accounts_auth_plugin_is_told_so(mysql_source, mysq
     line = assert_clean_error(out, 4, "caching_sha2_password", "libmariadb3", "MARIADB_PLUGIN_DIR",
                               secrets=(sc.password, tc.password))
     assert "mysql_native_password" not in line and "access denied" not in line, line
+
+
+def _xid_ends(source, file: str, pos: int) -> list[str]:
+    """End positions (``file:pos``) of the transactions in ``file`` after ``pos``, in order."""
+    events = source.query(f"SHOW BINLOG EVENTS IN '{file}' FROM {pos}")
+    return [f"{file}:{e[4]}" for e in events if e[2] == "Xid"]
+
+
+def test_status_shows_transactions_committed_out_of_order_and_the_gaps(source, target, dbname, tmp_path):
+    """A worker blocked on a row lock while the other commits later transactions, then
+    kill -9: the checkpoint holds transactions committed beyond the watermark. `applier
+    status` (text and --json) shows the watermark as the applied position, how many
+    committed beyond it and up to where, how many lie in the gaps, and the lag counted
+    without the ones already committed; `applier run` then closes the gaps. After the
+    source rotates its binlog (a Rotate and a new file's header, no transaction) the
+    byte lag is not 0 but the lag in transactions and in seconds is 0, not unknown."""
+    import json
+
+    from tests.appliers import Applier
+    from tests.appliers import wait_for as wait_until
+
+    start = source.binlog_position()
+    source.execute(f"CREATE DATABASE {dbname}")
+    source.execute(f"CREATE TABLE {dbname}.counters (id INT PRIMARY KEY, n INT NOT NULL)")
+    source.execute(f"CREATE TABLE {dbname}.ledger (seq INT PRIMARY KEY, at_id INT NOT NULL)")
+    source.execute(f"INSERT INTO {dbname}.counters VALUES (1, 0), (2, 0)")
+    cfg = make_config(source, target, dbname, start=start, workers=2, batch_txns=1)
+    run_applier(cfg)
+    conf = tmp_path / "applier.toml"
+    conf.write_text(config_toml(cfg.with_overrides("apply", stop_at_end=False)))
+
+    def status(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "applier.cli", "status", *args, "--config", str(conf)],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    watermark = source.binlog_position()
+    source.execute(f"UPDATE {dbname}.counters SET n = n + 1 WHERE id = 1")  # blocked on the target
+    for seq in range(1, 31):
+        source.execute(f"INSERT INTO {dbname}.ledger VALUES (%s, %s)", (seq, seq))
+        if seq == 15:
+            source.execute("FLUSH BINARY LOGS")  # the gaps and what lies beyond span two files
+    second = source.binlog_position()[0]
+    ends = _xid_ends(source, *watermark) + _xid_ends(source, second, 4)
+    assert len(ends) == 31 and "{}:{}".format(*source.binlog_position()) == ends[-1]
+    sizes = {str(r[0]): int(r[1]) for r in source.query("SHOW BINARY LOGS")}
+    behind = sizes[watermark[0]] - watermark[1]  # + the second file up to where the source is
+    blocker = target.connect()
+    blocker.autocommit(False)
+    blocker.cursor().execute(f"SELECT * FROM {dbname}.counters WHERE id = 1 FOR UPDATE")
+    try:
+        app = Applier(conf, log_dir=tmp_path, name="gaps")
+        wait_until("transactions committed out of order", lambda: target.query(
+            f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0], 60, app)
+        time.sleep(0.5)
+        app.signal(signal.SIGKILL, group=True)
+        app.wait()
+        app.assert_gone()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    seqs = [int(r[0]) for r in target.query(f"SELECT seq FROM {dbname}.ledger ORDER BY seq")]
+    assert seqs and int(target.query(f"SELECT n FROM {dbname}.counters WHERE id = 1")[0][0]) == 0
+    beyond, highest = len(seqs), max(seqs)  # ledger row k is transaction k + 1 after the watermark
+    gaps = highest + 1 - beyond  # the blocked UPDATE at least, and what queued behind it
+    assert gaps >= 1 and highest >= 16, (seqs, "the set-up failed: no gap, or none across the files")
+    st = json.loads(status("--json"))
+    assert st["applied"] == f"{watermark[0]}:{watermark[1]}"
+    assert st["committed_beyond"] == beyond
+    assert st["highest_committed"] == ends[highest]
+    assert st["in_gaps"] == gaps
+    assert st["lag_transactions"] == 31 - beyond
+    # (MariaDB may add a Binlog_checkpoint event to the new file after its transactions)
+    assert st["source"].startswith(f"{second}:") and int(st["source"].split(":")[1]) >= int(ends[-1].split(":")[1])
+    assert st["lag_bytes"] == behind + int(st["source"].split(":")[1])
+    assert st["lag_seconds"] is not None and 0 <= st["lag_seconds"] < 120
+    assert st["applier"] == "not running"
+    text = status()
+    assert f"applied position:   {watermark[0]}:{watermark[1]}\n" in text
+    assert (f"committed beyond:   {beyond} transactions, up to {ends[highest]}\n"
+            f"in gaps:            {gaps} transactions (not applied yet)\n") in text
+    assert f"lag (transactions): {31 - beyond}\n" in text
+    # the gaps are closed by the next run, exactly once
+    m = run_applier(cfg)
+    assert m.skipped_recovered == beyond and m.transactions == 31 - beyond
+    assert_same(source, target, dbname)
+    st = json.loads(status("--json"))
+    assert (st["committed_beyond"], st["in_gaps"], st["applied"]) == (0, None, ends[-1])
+    assert (st["lag_transactions"], st["lag_seconds"]) == (0, 0.0), st  # (bytes: a Binlog_checkpoint may follow)
+    assert "committed beyond" not in status()
+    # a rotated binlog: bytes behind, no transaction behind
+    source.execute("FLUSH BINARY LOGS")
+    st = json.loads(status("--json"))
+    assert st["lag_bytes"] > 0, st
+    assert (st["lag_transactions"], st["lag_seconds"]) == (0, 0.0), st
+    assert "lag (seconds):      0.0\n" in status()

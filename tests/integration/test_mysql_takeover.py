@@ -6,6 +6,8 @@ there (stopped by SIGTERM, then killed -9 mid-way, which may leave gaps); `appli
 handback` applies exactly the transactions in the gaps, adds the applied GTIDs to the
 replica's gtid_executed (gtid_purged='+...') and starts it with auto-position: it
 catches up, nothing lost, nothing applied twice (a ledger row per source transaction).
+On a replica of the session's MySQL source: the restart matrix's takeover row (stop at
+once, after work, kill -9, then restart) and kill -9 during takeover and handback.
 """
 
 from __future__ import annotations
@@ -199,3 +201,98 @@ def test_handback_to_a_target_that_was_never_a_replica(mysql_lone_pair, tmp_path
     assert out.stdout.startswith("handed back at mysql-bin."), out.stdout
     assert _connection(target)[0] == "YES"
     _replicates(source, target, dbname)
+
+
+# -- a native replica of the session's MySQL source, shared by the tests below --------------
+
+
+@pytest.fixture(scope="module")
+def mysql_replica(mysql_source, tmp_path_factory):
+    """A MySQL 9.7 target that each test makes a native GTID replica of the session's MySQL
+    source (``replicate_from_now``): gtid_mode ON, four workers preserving commit order."""
+    target = sandbox.make_target(tmp_path_factory.mktemp("mysql-replica"), flavor="mysql")
+    target.options.update({"gtid_mode": "ON", "enforce_gtid_consistency": "ON",
+                           "replica_parallel_workers": "4", "replica_preserve_commit_order": "ON"})
+    target.start()
+    yield target
+    target.stop()
+
+
+def replicate_from_now(source, target) -> None:
+    """``target`` becomes a native replica (auto-position, TLS: the account's
+    caching_sha2_password needs it or the RSA key) of ``source`` from the source's
+    current GTIDs: what the source held before is not replicated."""
+    target.execute("STOP REPLICA")
+    target.execute("RESET REPLICA ALL")
+    target.execute("RESET BINARY LOGS AND GTIDS")
+    target.execute("SET GLOBAL gtid_purged = %s", (source.gtid_position(),))
+    target.execute(
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, SOURCE_USER=%s, "
+        "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_SSL=1",
+        (source.port, source.user, source.password))
+    target.execute("START REPLICA")
+
+
+@pytest.mark.parametrize("stop", ("at-once", "after-work", "kill"))
+def test_mysql_takeover_restarts(mysql_source, mysql_replica, tmp_path, dbname, stop):
+    """The restart matrix's takeover row on MySQL (test_restart_matrix.py has the others):
+    a run started by `applier takeover` of a native MySQL replica is stopped at once,
+    after some work (SIGTERM) or killed -9 mid-way; a restart catches up, every ledger
+    row once."""
+    from tests.integration.test_restart_matrix import _first_run_then_restart, write_config
+
+    source, target = mysql_source, mysql_replica
+    replicate_from_now(source, target)
+    seed(source, dbname)
+    wait_for("the native replica", lambda: caught_up(source, target))
+    path = write_config(tmp_path / "applier.toml", source, target, dbname, {})
+    _first_run_then_restart(source, target, dbname, tmp_path, path, "takeover", stop)
+    st = Replica(target.connect(), "mysql", "target").status()
+    assert st is not None and not st.sql_running and not st.io_running  # the applier's, until handback
+
+
+def test_mysql_kill_9_during_takeover_and_handback_then_rerun(mysql_source, mysql_replica, tmp_path, dbname):
+    """kill -9 at several moments of `takeover` and of `handback` on MySQL, under load;
+    rerunning the command finishes the switch (a takeover that already wrote its
+    position says so; a handback killed after adding GTIDs to gtid_executed, after
+    pointing the replica, or after marking the checkpoint, completes), and the native
+    replica ends equal to the source, every ledger row once."""
+    from tests.integration.test_restart_matrix import write_config
+    from tests.integration.test_takeover import killed_midway
+
+    source, target = mysql_source, mysql_replica
+    replicate_from_now(source, target)
+    seed(source, dbname)
+    wait_for("the native replica", lambda: caught_up(source, target))
+    load = Load(source, dbname, count=100_000, pause=0.003)  # stopped below
+    path = write_config(tmp_path / "applier.toml", source, target, dbname, {})
+    schema = f"ckpt_{dbname}"
+    delays = (0.4, 0.8, 1.2, 1.6)
+    try:
+        wait_for("some load", lambda: load.done > 100)
+        for delay in delays:
+            killed_midway(["takeover", "--config", str(path)], delay)
+        out = run_cli("takeover", "--config", str(path))
+        assert out.returncode == 0 or "already holds a position" in out.stderr, out.stderr
+        st = Replica(target.connect(), "mysql", "target").status()
+        assert st is not None and not st.sql_running and not st.io_running
+        app = Applier(path, log_dir=tmp_path, name="run")
+        wait_for("applied transactions", lambda: applied(target, schema) > 200)
+        app.signal(signal.SIGKILL, group=True)
+        app.wait()
+        app.assert_gone()
+        for delay in delays:
+            killed_midway(["handback", "--config", str(path)], delay)
+        out = run_cli("handback", "--config", str(path), timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+        st = Replica(target.connect(), "mysql", "target").status()
+        assert st is not None and st.sql_running and st.io_running and st.auto_position
+        out = run_cli("handback", "--config", str(path), timeout=WAIT)  # once more: nothing to do
+        assert out.returncode == 0 and "the native replica runs" in out.stdout, out.stderr
+        after = load.done
+        wait_for("the native replica to apply new load", lambda: load.done > after + 50)
+    finally:
+        count = load.stop()
+    wait_for("the native replica after handback", lambda: caught_up(source, target))
+    assert_same(source, target, dbname)
+    assert target.query(f"SELECT COUNT(*), MIN(seq), MAX(seq) FROM {dbname}.ledger")[0] == (count, 1, count)

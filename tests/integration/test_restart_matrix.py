@@ -3,7 +3,8 @@ position, or from a native replica by `applier takeover`, is stopped at once (SI
 before anything is applied), after some work (SIGTERM) or killed -9 mid-way; a restart
 then catches up and the target equals the source (a ledger row per source transaction:
 nothing lost, nothing twice). On MySQL 9.7 too, from a file position and from a GTID
-set (takeover on MySQL: test_mysql_takeover.py)."""
+set; the MySQL takeover row (a native MySQL replica: stop at once, after work, kill -9)
+is test_mysql_takeover.py::test_mysql_takeover_restarts, beside the replica it shares."""
 
 from __future__ import annotations
 

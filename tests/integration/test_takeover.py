@@ -18,6 +18,7 @@ import MySQLdb
 import MySQLdb.cursors
 import pytest
 
+from applier.binlog.position import MariadbGtidPos
 from applier.db.replica import Replica
 from applier.harness import sandbox
 from tests.appliers import Applier, applied
@@ -53,12 +54,15 @@ def seed(source, db: str) -> None:
 
 
 class Load:
-    """Transactions on the source from a thread: two counters + a ledger row each."""
+    """Transactions on the source from a thread: two counters + a ledger row each; at
+    most ``count`` of them (``stop()`` ends it sooner: ``done`` says how many)."""
 
-    def __init__(self, source, db: str, count: int, pause: float) -> None:
+    def __init__(self, source, db: str, count: int, pause: float, domains: int = 1) -> None:
         self.source, self.db, self.count, self.pause = source, db, count, pause
+        self.domains = domains  # MariaDB: transaction k in GTID domain k % domains
         self.done = 0
         self.error: BaseException | None = None
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -69,16 +73,25 @@ class Load:
             conn.autocommit(False)
             cur = conn.cursor()
             for seq in range(1, self.count + 1):
+                if self.domains > 1:
+                    cur.execute(f"SET SESSION gtid_domain_id = {seq % self.domains}")
                 a, b = rng.randrange(1, ROWS + 1), rng.randrange(1, ROWS + 1)
                 cur.execute(f"UPDATE {self.db}.counters SET n = n + 1 WHERE id IN (%s, %s)", (a, b))
                 cur.execute(f"INSERT INTO {self.db}.ledger VALUES (%s, %s)", (seq, a))
                 conn.commit()
                 self.done = seq
-                time.sleep(self.pause)
+                if self._stop.wait(self.pause):
+                    break
         except BaseException as e:  # noqa: BLE001 - reported by the test
             self.error = e
         finally:
             conn.close()
+
+    def stop(self) -> int:
+        """End the load after the transaction it runs; how many committed."""
+        self._stop.set()
+        self.join()
+        return self.done
 
     def join(self) -> None:
         self.thread.join(WAIT)
@@ -331,3 +344,136 @@ def test_handback_to_a_target_that_was_never_a_replica(tmp_path, dbname, mariadb
     finally:
         target.stop()
         source.stop()
+
+
+def _domains(gtid: str) -> dict[int, int]:
+    """A MariaDB GTID position as {domain: seq}."""
+    return {g.domain: g.seq for g in MariadbGtidPos.parse(gtid).domains().values()}
+
+
+@pytest.fixture
+def gtid_pair(tmp_path, mariadb_available):
+    """A source and a target that is its native replica by GTID (MASTER_USE_GTID=slave_pos)
+    with parallel replication, so its GTID domains apply independently."""
+    source = sandbox.make_source(tmp_path / "servers" / "source")
+    target = sandbox.make_target(tmp_path / "servers" / "target")
+    target.options.update({"slave_parallel_threads": "4", "slave_parallel_mode": "optimistic"})
+    source.start()
+    try:
+        target.start()
+        try:
+            yield source, target
+        finally:
+            target.stop()
+    finally:
+        source.stop()
+
+
+def gtid_caught_up(source, target) -> bool:
+    return _domains(target.query("SELECT @@GLOBAL.gtid_slave_pos")[0][0]) == _domains(source.gtid_position())
+
+
+def test_takeover_and_handback_of_a_gtid_replica_with_two_domains(gtid_pair, tmp_path, dbname):
+    """A native replica by GTID (MASTER_USE_GTID=slave_pos) of a source writing in two
+    GTID domains: takeover records its gtid_slave_pos (both domains) with its position;
+    runs (SIGTERM, then kill -9); handback sets gtid_slave_pos to the source's GTID
+    position at the applier's exact position (every domain) with MASTER_USE_GTID =
+    slave_pos; the native replica catches up in both domains, every ledger row once."""
+    source, target = gtid_pair
+    seed(source, dbname)
+    target.execute("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, "
+                   "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos",
+                   (source.port, source.user, source.password))
+    target.execute("START SLAVE")
+    wait_for("the native replica", lambda: gtid_caught_up(source, target))
+    load = Load(source, dbname, count=100_000, pause=0.002, domains=2)  # stopped below
+    path = config(tmp_path, source, target, dbname)
+    ckpt = "mts_applier"
+    try:
+        wait_for("some load in both domains", lambda: load.done > 100)
+        out = run_cli("takeover", "--config", str(path))
+        assert out.returncode == 0, out.stderr
+        slave_pos = target.query("SELECT @@GLOBAL.gtid_slave_pos")[0][0]
+        assert set(_domains(slave_pos)) == {0, 1}, slave_pos
+        row = target.query(f"SELECT watermark_file, watermark, watermark_gtid FROM {ckpt}.checkpoint")
+        assert len(row) == 1 and row[0][2] == slave_pos and row[0][0].startswith("mysql-bin.")
+        # the file position taken is the one where the source was at that GTID position
+        at = source.query("SELECT BINLOG_GTID_POS(%s, %s)", (row[0][0], int(row[0][1]) & 0xFFFFFFFF))[0][0]
+        assert _domains(at) == _domains(slave_pos)
+        assert f"GTID {slave_pos})" in out.stdout, out.stdout
+        first = Applier(path, log_dir=tmp_path, name="run1")
+        wait_for("applied transactions", lambda: applied(target, ckpt) > 200)
+        first.signal(signal.SIGTERM, group=False)
+        assert first.wait() == 0, first.describe()
+        second = Applier(path, log_dir=tmp_path, name="run2")
+        base = applied(target, ckpt)
+        wait_for("more applied transactions", lambda: applied(target, ckpt) > base + 200)
+        second.signal(signal.SIGKILL, group=True)  # mid-way: workers may leave gaps
+        second.wait()
+        second.assert_gone()
+        out = run_cli("handback", "--config", str(path), timeout=WAIT)
+        assert out.returncode == 0, out.stderr
+        handed = out.stdout.removeprefix("handed back at GTID ").split(";")[0]
+        assert out.stdout.startswith("handed back at GTID ") and set(_domains(handed)) == {0, 1}, out.stdout
+        conn = target.connect()
+        cur = conn.cursor(MySQLdb.cursors.DictCursor)
+        cur.execute("SHOW SLAVE STATUS")
+        st = cur.fetchone()
+        conn.close()
+        assert st["Using_Gtid"] == "Slave_Pos", st["Using_Gtid"]
+        rec = target.query(f"SELECT watermark_file, watermark FROM {ckpt}.checkpoint")[0]
+        at = source.query("SELECT BINLOG_GTID_POS(%s, %s)", (rec[0], int(rec[1]) & 0xFFFFFFFF))[0][0]
+        assert _domains(handed) == _domains(at)  # the applier's exact position, every domain
+        after = load.done  # the native replica applies what the source writes from now on
+        wait_for("more load", lambda: load.done > after + 40)
+        later = _domains(source.gtid_position())
+        wait_for("the native replica to apply the new load in both domains", lambda: all(
+            _domains(target.query("SELECT @@GLOBAL.gtid_slave_pos")[0][0]).get(d, 0) >= later[d]
+            for d in (0, 1)))
+    finally:
+        count = load.stop()
+    wait_for("the native replica after handback", lambda: gtid_caught_up(source, target))
+    st = Replica(target.connect(), "mariadb", "target").status()
+    assert st.sql_running and st.io_running and not st.sql_errno
+    assert_same(source, target, dbname)
+    assert target.query(f"SELECT COUNT(*), MIN(seq), MAX(seq) FROM {dbname}.ledger")[0] == (count, 1, count)
+
+
+def test_takeover_of_a_gtid_replica_follows_its_gtid_slave_pos(gtid_pair, tmp_path, dbname):
+    """A stopped GTID replica whose gtid_slave_pos was moved past a transaction by hand
+    (the DBA applied it on the replica: MariaDB's way to skip one) continues after its
+    gtid_slave_pos, not after its file position: takeover takes the GTID position (every
+    domain), the applier applies nothing twice, and the native replica goes on after
+    handback."""
+    source, target = gtid_pair
+    seed(source, dbname)
+    target.execute("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USER=%s, "
+                   "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos",
+                   (source.port, source.user, source.password))
+    target.execute("START SLAVE")
+    wait_for("the native replica", lambda: gtid_caught_up(source, target))  # the tables, first
+    conn = source.connect()
+    cur = conn.cursor()
+    cur.execute("SET SESSION gtid_domain_id = 1")
+    cur.execute(f"INSERT INTO {dbname}.ledger VALUES (-1, 0)")
+    wait_for("the native replica", lambda: gtid_caught_up(source, target))
+    target.execute("STOP SLAVE")
+    target.execute(f"INSERT INTO {dbname}.ledger VALUES (-2, 0)")  # by hand, then skipped
+    cur.execute(f"INSERT INTO {dbname}.ledger VALUES (-2, 0)")
+    target.execute("SET GLOBAL gtid_slave_pos = %s", (source.gtid_position(),))
+    conn.close()
+    path = config(tmp_path, source, target, dbname)
+    out = run_cli("takeover", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    slave_pos = target.query("SELECT @@GLOBAL.gtid_slave_pos")[0][0]
+    assert out.stdout.startswith(f"took over at GTID {slave_pos};"), out.stdout
+    assert "is not the GTID position at its executed file position" in out.stderr, out.stderr
+    load = Load(source, dbname, count=60, pause=0.0, domains=2)
+    load.join()
+    out = run_cli("run", "--config", str(path), "--stop-at-end")
+    assert out.returncode == 0, out.stderr
+    assert run_cli("handback", "--config", str(path)).returncode == 0
+    source.execute(f"UPDATE {dbname}.counters SET n = n + 1")
+    wait_for("the native replica after handback", lambda: gtid_caught_up(source, target))
+    assert_same(source, target, dbname)
+    assert target.query(f"SELECT COUNT(*) FROM {dbname}.ledger")[0][0] == 62
