@@ -36,7 +36,7 @@ from .relay import RelayLogReading
 from .serial import SerialApplier
 from .session import Session
 from .tables import TableCache
-from .until import Until, UntilTracker
+from .until import Until, UntilTracker, gtids_before
 from .writeset import Weigher
 
 log = logging.getLogger(__name__)
@@ -426,7 +426,10 @@ class Coordinator:
         until = self.until
         if until is None:
             return None
-        tracker = UntilTracker(until, gtid)
+        before = ""  # a file start: the source's GTIDs before it count as applied for --until-gtid
+        if until.gtid and start is not None and isinstance(self.reading, DumpReading):
+            before = gtids_before(self.cfg.source, self.flavor, start)
+        tracker = UntilTracker(until, gtid, before)
         if until.position is not None:
             if start is not None and until.position.ordinal <= start.ordinal:
                 raise ConfigError(f"--until-position {until.position} is at or before where this run "

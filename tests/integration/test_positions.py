@@ -282,29 +282,6 @@ def _history_then_start(request, flavor: str, db: str):
     return source, target, start, before, source.gtid_position()
 
 
-class KnownStartCoordinator(Coordinator):
-    """``Coordinator._until`` with the change this test proves (to make in coordinator.py):
-    a start at a file position gives the tracker the source's GTIDs before it
-    (``until.gtids_before``), so an --until-gtid point naming GTIDs from before the start
-    is reached, and one that holds nothing after it is refused."""
-
-    def _until(self, start, gtid, recovery):
-        from applier.pipeline.reading import DumpReading
-        from applier.pipeline.until import UntilTracker, gtids_before
-
-        until = self.until
-        if until is None:
-            return None
-        before = ""
-        if until.gtid and start is not None and isinstance(self.reading, DumpReading):
-            before = gtids_before(self.cfg.source, self.flavor, start)
-        tracker = UntilTracker(until, gtid, before)
-        if until.gtid and tracker.read_all():
-            raise ConfigError(f"--until-gtid {until.gtid} is already applied (the target is at "
-                              f"{gtid or start}): there is nothing to apply")
-        return tracker
-
-
 @pytest.mark.parametrize("flavor", ("mariadb", "mysql"))
 def test_until_gtid_naming_gtids_from_before_a_file_start_is_reached(request, flavor, dbname):
     """A first run from a file position with --until-gtid = the source's whole GTID
@@ -314,8 +291,8 @@ def test_until_gtid_naming_gtids_from_before_a_file_start_is_reached(request, fl
     source, target, start, before, end = _history_then_start(request, flavor, dbname)
     cfg = make_config(source, target, dbname, start=start, workers=2, stop_at_end=False)
     with pytest.raises(ConfigError, match="already applied"):
-        KnownStartCoordinator(cfg, Until(gtid=before)).run()
-    coord = KnownStartCoordinator(cfg, Until(gtid=end))
+        Coordinator(cfg, Until(gtid=before)).run()
+    coord = Coordinator(cfg, Until(gtid=end))
     result: list = []
     thread = threading.Thread(target=lambda: result.append(coord.run()), daemon=True)
     thread.start()
@@ -329,12 +306,10 @@ def test_until_gtid_naming_gtids_from_before_a_file_start_is_reached(request, fl
     assert_same(source, target, dbname)
 
 
-@pytest.mark.xfail(strict=True, reason="Coordinator._until builds the UntilTracker without the source's "
-                   "GTIDs before a file start (until.gtids_before): see KnownStartCoordinator")
 @pytest.mark.parametrize("flavor", ("mariadb", "mysql"))
 def test_run_until_gtid_after_a_file_start_through_the_command_line(request, flavor, dbname, tmp_path):
-    """As above with `applier run --until-gtid` itself (with --stop-at-end, so that it ends
-    today: it reports the point as not reached)."""
+    """As above with `applier run --until-gtid` itself (with --stop-at-end, so that a
+    point that is never reached would end the run too, reported as not reached)."""
     from tests.integration.test_cli_errors import run_cli
 
     source, target, start, _before, end = _history_then_start(request, flavor, dbname)
