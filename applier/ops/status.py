@@ -42,6 +42,7 @@ from ..db.connect import connect, driver_errors, flavor_and_version
 from ..db.sql import quote_ident, text
 from ..errors import ApplierError, DecodeError, SourceError
 from ..pipeline import checkpoint
+from ..pipeline.lock import lock_name
 from ..pipeline.source import DumpSource, EndOfBinlog, SourceDisconnected
 from .live import Live, read_live
 
@@ -111,7 +112,7 @@ def read_status(cfg: Config) -> Status:
         tconn = connect(t, "target")
         try:
             cur = tconn.cursor()
-            cur.execute("SELECT IS_USED_LOCK(%s)", (checkpoint.lock_name(schema),))
+            cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(schema),))
             (holder,) = cur.fetchone()
             cur.close()
             rec, missing = _load(tconn, cfg, holder)

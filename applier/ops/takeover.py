@@ -50,7 +50,7 @@ from ..db.replica import Replica, same_server
 from ..db.sql import text
 from ..errors import ConfigError, TargetError
 from ..pipeline import checkpoint
-from ..pipeline.checkpoint import CheckpointLock
+from ..pipeline.lock import CheckpointLock
 from ..pipeline.relay import add_gtids
 from ..pipeline.until import Until
 

@@ -2,7 +2,7 @@
 to the source (``DumpReading``: reconnects, resuming at the watermark) or binlog files
 (``FileReading``: `applier replay`, one file after the other, checked to form one
 sequence). Each checks a start position before a checkpoint is written and runs the
-``coordinator.Flow`` until the end, the UNTIL point or a stop request.
+``flow.Flow`` until the end, the UNTIL point or a stop request.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .source import BOUNDARY_EVENTS, DumpSource, EndOfBinlog, SourceDisconnected
 from .until import Until, UntilTracker
 
 if TYPE_CHECKING:
-    from .coordinator import Flow
+    from .flow import Flow
 
 log = logging.getLogger(__name__)
 

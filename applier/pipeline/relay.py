@@ -50,7 +50,7 @@ from ..errors import ConfigError, MissingTableMap, SourceError, TargetError
 from .files import EndOfFile, FileSource, inspect_file
 
 if TYPE_CHECKING:
-    from .coordinator import Flow
+    from .flow import Flow
 
 log = logging.getLogger(__name__)
 

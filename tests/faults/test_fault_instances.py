@@ -10,7 +10,7 @@ import signal
 
 from applier.errors import Busy
 from applier.harness import workload
-from applier.pipeline import checkpoint
+from applier.pipeline import lock as lock_mod
 from tests.appliers import applied
 from tests.faults import faultlib as fl
 from tests.integration.test_cli_errors import run_cli
@@ -31,7 +31,7 @@ def _first_run(source, target, dbname, tmp_path, spawn):
     end = source.binlog_position()  # caught up and quiet: row 0 takes the exact position
     fl.wait_for("the first run's checkpoint at the source's end",
                 lambda: fl.checkpoint_position(target, f"ckpt_{dbname}") == end, app=app)
-    lock = checkpoint.lock_name(f"ckpt_{dbname}")
+    lock = lock_mod.lock_name(f"ckpt_{dbname}")
     holder = fl.wait_for("the first run's lock",
                          lambda: target.query("SELECT IS_USED_LOCK(%s)", (lock,))[0][0], app=app)
     return app, config, before, int(holder)
@@ -94,11 +94,11 @@ def test_a_run_beside_a_frozen_one_waits_for_its_lock_then_the_frozen_one_stops(
     app.signal(signal.SIGSTOP, group=True)
     second = spawn(config)
     try:
-        lock = checkpoint.lock_name(f"ckpt_{dbname}")
+        lock = lock_mod.lock_name(f"ckpt_{dbname}")
         taken = fl.wait_for("the second run to take the lock",
                             lambda: (h := target.query("SELECT IS_USED_LOCK(%s)", (lock,))[0][0])
                             and int(h) != holder and int(h),
-                            timeout=checkpoint.LOCK_SESSION_SECONDS + fl.APPLY_SECONDS, app=second)
+                            timeout=lock_mod.LOCK_SESSION_SECONDS + fl.APPLY_SECONDS, app=second)
         assert "waiting up to" in second.stderr, second.describe()
         workload.run(source.server_config(), dbname, "uniform", 200, connections=2, tables=2, rows=200,
                      seed=98)

@@ -31,8 +31,8 @@ import pytest
 from applier.config import TargetConfig
 from applier.db import connect as connect_mod
 from applier.errors import Busy, ConnectError, TargetLost
-from applier.pipeline import checkpoint
-from applier.pipeline.checkpoint import CheckpointLock
+from applier.pipeline import lock as lock_mod
+from applier.pipeline.lock import CheckpointLock
 from tests.faults import faultlib as fl
 from tests.integration.test_cli_errors import run_cli
 
@@ -52,7 +52,7 @@ def _target_cfg(target, schema: str) -> TargetConfig:
 def test_the_lock_outlives_the_servers_wait_timeout(running_target):
     target = running_target
     cfg = _target_cfg(target, "ckpt_idle")
-    name = checkpoint.lock_name(cfg.checkpoint_schema)
+    name = lock_mod.lock_name(cfg.checkpoint_schema)
     target.execute("SET GLOBAL wait_timeout = 2")
     try:
         idle = target.connect()  # the control: an ordinary idle connection is dropped

@@ -1,4 +1,4 @@
-"""The one-applier-per-target lock (``checkpoint.CheckpointLock``) on a real server: a
+"""The one-applier-per-target lock (``lock_mod.CheckpointLock``) on a real server: a
 live holder is refused promptly, a lost lock is noticed by its holder (``check()``
 raises), and a lock whose holder cannot use it any more (frozen, cut off) is taken once
 the server ends that session, without an exit 9, within a bounded wait.
@@ -24,8 +24,8 @@ import pytest
 
 from applier.config import TargetConfig
 from applier.errors import Busy, TargetLost
-from applier.pipeline import checkpoint
-from applier.pipeline.checkpoint import CheckpointLock
+from applier.pipeline import lock as lock_mod
+from applier.pipeline.lock import CheckpointLock
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 40.0
@@ -38,7 +38,7 @@ def _cfg(target, dbname: str, port: int | None = None) -> TargetConfig:
 
 
 def _holder(target, cfg: TargetConfig) -> int | None:
-    value = target.query("SELECT IS_USED_LOCK(%s)", (checkpoint.lock_name(cfg.checkpoint_schema),))[0][0]
+    value = target.query("SELECT IS_USED_LOCK(%s)", (lock_mod.lock_name(cfg.checkpoint_schema),))[0][0]
     return None if value is None else int(value)
 
 
@@ -92,7 +92,7 @@ def test_a_lock_whose_connection_is_killed_is_noticed_by_its_holder(target, dbna
     try:
         target.execute(f"KILL CONNECTION {lock.conn.thread_id()}")
         _wait("the holder to notice its lost lock", lambda: lock.lost is not None,
-              checkpoint.KEEPALIVE_SECONDS + checkpoint.LOCK_READ_SECONDS + 5)
+              lock_mod.KEEPALIVE_SECONDS + lock_mod.LOCK_READ_SECONDS + 5)
         with pytest.raises(TargetLost) as lost:
             lock.check()
         message = str(lost.value)
@@ -108,13 +108,13 @@ def test_a_lock_whose_connection_is_killed_is_noticed_by_its_holder(target, dbna
 HOLDER = """
     import os, signal, sys, time
     from applier.config import TargetConfig
-    from applier.pipeline import checkpoint
-    checkpoint.LOCK_SESSION_SECONDS = int(sys.argv[4])  # a short life for the test
+    from applier.pipeline import lock as lock_mod
+    lock_mod.LOCK_SESSION_SECONDS = int(sys.argv[4])  # a short life for the test
     host, port, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     cfg = TargetConfig(host=host, port=port, user=os.environ["LOCK_USER"],
                        password=os.environ["LOCK_PASSWORD"], checkpoint_schema=schema,
                        ssl_mode="disabled")
-    lock = checkpoint.CheckpointLock(cfg)
+    lock = lock_mod.CheckpointLock(cfg)
     print(lock.conn.thread_id(), flush=True)
     os.kill(os.getpid(), signal.SIGSTOP)  # frozen: the keep-alive stops too
     deadline = time.monotonic() + 30
@@ -147,7 +147,7 @@ def test_a_frozen_holders_lock_is_taken_once_its_session_ends(target, dbname):
         with CheckpointLock(cfg) as lock:
             took = time.monotonic() - began
             assert _holder(target, cfg) == lock.conn.thread_id()
-        assert 2 < took < session_seconds + checkpoint.STALE_SECONDS + 10, took
+        assert 2 < took < session_seconds + lock_mod.STALE_SECONDS + 10, took
         holder.send_signal(signal.SIGCONT)
         out, err = holder.communicate(timeout=WAIT)
         assert holder.returncode == 0, (out, err)
@@ -183,7 +183,7 @@ def test_a_lock_session_this_process_gave_up_is_ended_when_it_takes_the_lock_aga
         first_id = first.conn.thread_id()
         forwarder.send_signal(signal.SIGSTOP)
         _wait("the lost lock to be noticed", lambda: first.lost is not None,
-              2 * checkpoint.KEEPALIVE_SECONDS + checkpoint.LOCK_READ_SECONDS + 10)
+              2 * lock_mod.KEEPALIVE_SECONDS + lock_mod.LOCK_READ_SECONDS + 10)
         with pytest.raises(TargetLost):
             first.check()
         first.release()

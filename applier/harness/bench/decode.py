@@ -19,8 +19,8 @@ from ...db.connect import connect
 from ...db.schema import SchemaCache
 from ...metrics import Metrics
 from ...pipeline.checkpoint import Watermark
-from ...pipeline.coordinator import Flow
 from ...pipeline.dispatcher import Dispatcher
+from ...pipeline.flow import Flow
 from ...pipeline.intake import Filter, Intake
 from ...pipeline.pool import InstantPool
 from ...pipeline.source import DumpSource, EndOfBinlog

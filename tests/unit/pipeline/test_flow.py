@@ -1,4 +1,4 @@
-"""The forward pass (``pipeline.coordinator.Flow``) without servers: barriers that come
+"""The forward pass (``pipeline.flow.Flow``) without servers: barriers that come
 one after the other commit together; a relay log whose oldest file starts inside a
 transaction.
 
@@ -18,8 +18,8 @@ from applier.binlog.events import INSERT
 from applier.errors import MissingTableMap
 from applier.metrics import Metrics
 from applier.pipeline.checkpoint import Watermark
-from applier.pipeline.coordinator import Flow
 from applier.pipeline.dispatcher import Dispatcher
+from applier.pipeline.flow import Flow
 from applier.pipeline.pool import InstantPool
 from applier.pipeline.source import SourceDisconnected
 from tests.unit.pipeline.test_intake import _always_readable, make_intake, make_source  # noqa: F401
