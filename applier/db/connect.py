@@ -89,7 +89,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import MySQLdb
-import pymysql
 from MySQLdb.constants import CLIENT
 
 from ..config import ServerConfig
@@ -336,14 +335,21 @@ def _unverified_context() -> ssl.SSLContext:
     return ctx
 
 
-class _PyMysql(pymysql.connections.Connection):
-    """PyMySQL's connection, its ``preferred`` mode (no TLS options: TLS when the server
-    offers it, nothing verified, PyMySQL 1.2+) on the shared unverified context."""
+@functools.cache
+def _pymysql_connection() -> type:
+    """PyMySQL's connection class, its ``preferred`` mode (no TLS options: TLS when the
+    server offers it, nothing verified, PyMySQL 1.2+) on the shared unverified context.
+    PyMySQL (and the cryptography it loads) is imported only where a dump connection is
+    made: worker processes never need it."""
+    import pymysql
 
-    def _create_ssl_ctx(self, sslp):
-        if not sslp:
-            return _unverified_context()
-        return super()._create_ssl_ctx(sslp)
+    class _PyMysql(pymysql.connections.Connection):
+        def _create_ssl_ctx(self, sslp):
+            if not sslp:
+                return _unverified_context()
+            return super()._create_ssl_ctx(sslp)
+
+    return _PyMysql
 
 
 def pymysql_tls(server: ServerConfig, mode: str) -> dict[str, Any]:
@@ -356,20 +362,25 @@ def pymysql_tls(server: ServerConfig, mode: str) -> dict[str, Any]:
                 "ssl_verify_identity": mode == "verify_identity", **files}
     if files:
         return files  # required, or preferred with a fallback (connect_pymysql)
+    import pymysql
+
     if mode == "preferred" and pymysql.VERSION >= (1, 2):
         return {}  # PyMySQL's own default: TLS when the server offers it
     return {"ssl": _unverified_context()}  # PyMySQL 1.1 uses it only when offered
 
 
-def connect_pymysql(server: ServerConfig, role: str, **kwargs: Any) -> pymysql.connections.Connection:
+def connect_pymysql(server: ServerConfig, role: str, **kwargs: Any) -> Any:
     """``pymysql.connect(**kwargs)`` with the TLS of ``server``'s ``ssl_mode``. TLS failures
     (a certificate that does not verify, no TLS where the mode needs it, a server that
     requires TLS of a ``disabled`` connection) are ``ConnectError``; any other error of
     the driver is raised as it is, for the caller to judge (retry or not)."""
-    mode = tls_mode(server)
+    import pymysql
 
-    def attempt(m: str) -> pymysql.connections.Connection:
-        return _PyMysql(**kwargs, **pymysql_tls(server, m))
+    mode = tls_mode(server)
+    connection = _pymysql_connection()
+
+    def attempt(m: str) -> Any:
+        return connection(**kwargs, **pymysql_tls(server, m))
 
     try:
         conn = _open(attempt, mode, _pymysql_no_tls)
