@@ -128,7 +128,7 @@ class Coordinator:
                 checkpoint.CheckpointRow(schema, wid).insert_if_missing(conn, start, gtid)
             watermark = Watermark(start, gtid)
             log.info("applying from %s with %d workers", start or f"GTID {gtid}", workers)
-            pool = ProcessPool(workers, cfg.target, a)
+            pool = ProcessPool(workers, cfg.target, a, lazy=a.adapt_workers)
             tables = TableCache(SchemaCache(conn))
             dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order,
                                     adapt=a.adapt_workers)

@@ -51,9 +51,12 @@ def _ack(msg: Done | Failed) -> Done:
 
 
 class ProcessPool:
-    """``size`` worker processes (``spawn``), each with its checkpoint row ``1..size``."""
+    """``size`` worker processes (``spawn``), each with its checkpoint row ``1..size``.
+    ``lazy``: the first one starts at once (a target that refuses the workers says so
+    before anything is read), each other one with the first work sent to it (with the
+    adaptive width, a worker never fed is never started: no process, no connection)."""
 
-    def __init__(self, size: int, target: TargetConfig, apply: ApplyConfig) -> None:
+    def __init__(self, size: int, target: TargetConfig, apply: ApplyConfig, *, lazy: bool = False) -> None:
         # multiprocessing's resource tracker (a process of its own, started with the first
         # queue) cleans up the semaphores of a worker killed with -9 and warns about them
         # on stderr after the applier has exited, below its one-line error: quiet it
@@ -67,6 +70,7 @@ class ProcessPool:
         # (bench --commit-order: 1,626 TPS with turns against ~4,500 without)
         self.turn = ctx.Value("q", 0) if apply.preserve_commit_order and size > 1 else None
         self._procs: list = []
+        self._started: list[bool] = []
         self._inboxes: list = []
         for wid in range(1, size + 1):
             inbox = ctx.Queue(maxsize=apply.queue_size)
@@ -74,11 +78,16 @@ class ProcessPool:
                               apply.verify_before_image, apply.rewrite_databases)
             proc = ctx.Process(target=worker_main, args=(spec, inbox, self._outbox, self.turn),
                                name=f"applier-worker-{wid}", daemon=True)
-            proc.start()
+            if wid == 1 or not lazy:
+                proc.start()
+            self._started.append(wid == 1 or not lazy)
             self._procs.append(proc)
             self._inboxes.append(inbox)
 
     def send(self, worker: int, work: Work, timeout: float) -> bool:
+        if not self._started[worker]:  # lazy: its first work
+            self._procs[worker].start()
+            self._started[worker] = True
         try:
             self._inboxes[worker].put(work.to_wire(), timeout=timeout)
             return True
@@ -120,7 +129,9 @@ class ProcessPool:
             # exit must not wait for a feeder thread writing into a dead worker's pipe
             inbox.cancel_join_thread()
         deadline = time.monotonic() + (30 if graceful else 0)
-        for proc in self._procs:
+        for proc, started in zip(self._procs, self._started, strict=True):
+            if not started:
+                continue  # never fed (lazy)
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()

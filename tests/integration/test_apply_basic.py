@@ -4,6 +4,8 @@ without keys, applied by the applier and compared with `check`."""
 from __future__ import annotations
 
 import dataclasses
+import signal
+import time
 
 import pytest
 
@@ -152,3 +154,34 @@ def test_verify_before_image_stops_on_drift(source, target, dbname, table, drift
     run_applier(dataclasses.replace(verified, apply=dataclasses.replace(verified.apply,
                                                                     verify_before_image=False)))
     assert sorted(target.query(f"SELECT id, u FROM {dbname}.t")) == [(1, 11), (2, 12)]
+
+
+def test_adaptive_width_starts_only_the_workers_it_feeds(source, target, dbname, tmp_path, spawn,
+                                                         monkeypatch):
+    """[apply] adapt_workers with 4 workers and a source that sets the pace (a trickle):
+    the width stays at one, so only the first worker process is ever started (the
+    others would cost a process and a target connection each for nothing); applied
+    exactly, and a SIGTERM stops it cleanly."""
+    from tests.support import config_toml
+
+    monkeypatch.setenv("APPLIER_APPLY_ADAPT_WORKERS", "true")  # the tests' default is off
+    cfg = make_config(source, target, dbname, workers=4, adapt_workers=True, stop_at_end=False)
+    path = tmp_path / "applier.toml"
+    path.write_text(config_toml(cfg))
+    source.execute(f"CREATE DATABASE {dbname}")
+    source.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, n INT NOT NULL)")
+    app = spawn(path)
+    for i in range(50):
+        source.execute(f"INSERT INTO {dbname}.t VALUES (%s, 0)", (i,))
+        source.execute(f"UPDATE {dbname}.t SET n = n + 1 WHERE id = %s", (i // 2,))
+    app.workers(1)
+    deadline = time.monotonic() + 60
+    while target.query(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{dbname}'")[0][0] == 0 \
+            or target.query(f"SELECT COUNT(*) FROM {dbname}.t")[0][0] < 50:
+        assert time.monotonic() < deadline and app.proc.poll() is None, app.describe()
+        time.sleep(0.1)
+    time.sleep(1)
+    assert len(app.workers(1)) == 1, "workers that were never fed were started"
+    app.signal(signal.SIGTERM, group=False)
+    assert app.wait() == 0, app.describe()
+    assert_same(source, target, dbname)
