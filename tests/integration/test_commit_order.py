@@ -82,8 +82,8 @@ def test_commits_follow_source_order(source, logged_target, dbname):
         target=config.TargetConfig(host=tc.host, port=tc.port, user=tc.user, password=tc.password,
                                    checkpoint_schema=f"ckpt_{dbname}"),
         apply=config.ApplyConfig(workers=4, batch_txns=5, preserve_commit_order=True,
-                                 stop_at_end=True, databases=(dbname,)),
-    )
+                                 stop_at_end=True, databases=(dbname,), adapt_workers=False),
+    )  # (every worker fed: their commits must still follow source order)
     m = run_applier(cfg)
     assert m.transactions >= 600
     assert_same(source, logged_target, dbname)
@@ -94,7 +94,7 @@ def test_commits_follow_source_order(source, logged_target, dbname):
     # reordered by compaction); in commit order the batches must follow source order
     target_commits = [sorted(position[r] for r in rows) for rows in ledger_order(logged_target, tgt_start, dbname)]
     assert [i for batch in target_commits for i in batch] == list(range(600))
-    assert len(target_commits) > 600 // 5  # really in batches of at most batch_txns
+    assert len(target_commits) >= 600 // 5  # really in batches of at most batch_txns
 
 
 def test_a_later_transaction_waits_for_its_turn_before_it_runs(source, target, dbname):

@@ -60,7 +60,7 @@ class Setup:
                        "reconnect_backoff_seconds": 0.1},
             "target": {"host": tc.host, "port": tc.port, "user": tc.user,
                        "checkpoint_schema": self.schema},
-            "apply": {"databases": [db], "workers": 2},
+            "apply": {"databases": [db], "workers": 2, "adapt_workers": False},  # both started
         }
         self.secrets: tuple[str, ...] = (sc.password, tc.password, WRONG)
         self.env: dict[str, str] = {}
