@@ -79,7 +79,7 @@ def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def source(
+def mariadb_source(
     mariadb_available: tuple[Path, Path], sandbox_dir: Path
 ) -> Iterator[sandbox.LocalMariadb]:
     """A started source: server_id 1, ROW binlog with full images and metadata, GTIDs."""
@@ -90,7 +90,7 @@ def source(
 
 
 @pytest.fixture(scope="session")
-def target(
+def mariadb_target(
     mariadb_available: tuple[Path, Path], sandbox_dir: Path
 ) -> Iterator[sandbox.LocalMariadb]:
     """A started target: server_id 2, no binlog."""
@@ -98,6 +98,34 @@ def target(
     server.start()
     yield server
     server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``pytest.mark.flavors("mariadb", "mysql")`` on a test (or a module's
+    ``pytestmark``) runs it once per flavor: ``source``/``target`` are then that flavor's
+    session servers (MariaDB -> MariaDB, MySQL -> MySQL)."""
+    marker = metafunc.definition.get_closest_marker("flavors")
+    if marker is not None and "flavor" in metafunc.fixturenames:
+        metafunc.parametrize("flavor", marker.args, indirect=True)
+
+
+@pytest.fixture
+def flavor(request: pytest.FixtureRequest) -> str:
+    """The servers' flavor for this test: ``mariadb`` unless the test is marked
+    ``flavors(...)`` (see ``pytest_generate_tests``)."""
+    return str(getattr(request, "param", "mariadb"))
+
+
+@pytest.fixture
+def source(request: pytest.FixtureRequest, flavor: str) -> sandbox.LocalMariadb:
+    """The session source of this test's flavor (see ``mariadb_source``/``mysql_source``)."""
+    return request.getfixturevalue(f"{flavor}_source")
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, flavor: str) -> sandbox.LocalMariadb:
+    """The session target of this test's flavor (see ``mariadb_target``/``mysql_target``)."""
+    return request.getfixturevalue(f"{flavor}_target")
 
 
 @pytest.fixture

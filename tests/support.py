@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from applier import config
+from applier.binlog.position import MysqlGtidSet
 from applier.harness.configfile import config_toml, render_toml  # noqa: F401 - for tests
 from applier.harness.sandbox import LocalMariadb
 from applier.metrics import Metrics
@@ -61,3 +62,13 @@ def proc_stats() -> Iterator[tuple[int, list[str]]]:
         except OSError:
             continue  # exited meanwhile
         yield int(entry), stat[stat.rindex(")") + 2 :].split()
+
+
+def source_transactions(source: LocalMariadb) -> int:
+    """Every binlogged transaction of the source so far: MariaDB's GTID sequence number
+    (domain 0); MySQL's ``gtid_executed``, counted (a server's own transactions only
+    appear there, every one once)."""
+    pos = source.gtid_position()
+    if source.flavor == "mysql":
+        return MysqlGtidSet.parse(pos).count()
+    return max((int(g.split("-")[2]) for g in pos.split(",") if g.startswith("0-")), default=0)

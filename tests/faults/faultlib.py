@@ -16,13 +16,12 @@ import socket
 import time
 from pathlib import Path
 
-from applier.binlog.position import MysqlGtidSet
 from applier.harness import workload
 from applier.pipeline import checkpoint
 from tests import appliers
 from tests.appliers import Applier, applied
 from tests.faults import proxy as _proxy
-from tests.support import assert_same, render_toml
+from tests.support import assert_same, render_toml, source_transactions  # noqa: F401 - for the fault tests
 
 APPLY_SECONDS = 75  # bound on any wait for the applier to make progress or exit
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) ")
@@ -89,16 +88,6 @@ def catch_up(spawn, config: Path, timeout: float = APPLY_SECONDS) -> Applier:
 
 
 # ---- the source's transactions ----------------------------------------------------------
-
-
-def source_transactions(source) -> int:
-    """Every binlogged transaction of the source so far: MariaDB's GTID sequence number
-    (domain 0); MySQL's ``gtid_executed``, counted (a server's own transactions only
-    appear there, every one once)."""
-    pos = source.gtid_position()
-    if getattr(source, "flavor", "mariadb") == "mysql":
-        return MysqlGtidSet.parse(pos).count()
-    return max((int(g.split("-")[2]) for g in pos.split(",") if g.startswith("0-")), default=0)
 
 
 def backlog(source, db: str, *, uniform: int, hot: int = 0, tables: int = 4, rows: int = 1000,

@@ -20,6 +20,8 @@ from applier.harness import sandbox
 from tests.support import assert_same
 from tests.support import render_toml as render
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 APPLIER = [sys.executable, "-m", "applier.cli"]
 TIMEOUT = 60  # seconds: any one CLI call
 REPO = Path(__file__).resolve().parents[2]

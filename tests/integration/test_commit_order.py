@@ -28,11 +28,14 @@ from applier.pipeline.tables import TableCache
 from tests.support import assert_same, run_applier
 
 
-@pytest.fixture(scope="module")
-def logged_target(tmp_path_factory):
-    """A target that keeps a binlog, so its commit order can be read back."""
-    server = sandbox.LocalMariadb("logged-target", Path(tmp_path_factory.mktemp("ordered")),
-                                  sandbox.free_port(), 3, True, sandbox.source_options())
+@pytest.fixture
+def logged_target(request, flavor, tmp_path):
+    """A target (of the test's flavor) that keeps a binlog, so its commit order can be
+    read back."""
+    if flavor == "mysql":
+        request.getfixturevalue("mysql_available")
+    server = sandbox.FLAVORS[flavor]("logged-target", Path(tmp_path / "ordered"), sandbox.free_port(), 3,
+                                     True, sandbox.source_options(flavor))
     server.start()
     yield server
     server.stop()
@@ -43,7 +46,7 @@ def ledger_order(server: sandbox.LocalMariadb, start: tuple[str, int], db: str) 
     (run, conn, seq) of its ledger inserts."""
     sc = server.server_config()
     src = DumpSource(config.SourceConfig(host=sc.host, port=sc.port, user=sc.user, password=sc.password,
-                                           server_id=9999), "mariadb", non_blocking=True)
+                                           server_id=9999), server.flavor, non_blocking=True)
     src.open(BinlogPosition(*start))
     builder = TransactionBuilder()
     order: list[list[tuple[bytes, ...]]] = []
@@ -70,6 +73,7 @@ def ledger_order(server: sandbox.LocalMariadb, start: tuple[str, int], db: str) 
     return order
 
 
+@pytest.mark.flavors("mariadb", "mysql")
 def test_commits_follow_source_order(source, logged_target, dbname):
     sc, tc = source.server_config(), logged_target.server_config()
     src_start = source.binlog_position()

@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import assert_same, config_toml, make_config, run_applier
+
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
 
 REPO = Path(__file__).resolve().parents[2]
 

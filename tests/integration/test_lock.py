@@ -27,6 +27,8 @@ from applier.errors import Busy, TargetLost
 from applier.pipeline import lock as lock_mod
 from applier.pipeline.lock import CheckpointLock
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 40.0
 

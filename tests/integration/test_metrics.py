@@ -33,7 +33,6 @@ WORKERS = 3
 BIG_ROWS = 12_000  # a streamed transaction: more than NET_FLUSH_ROWS (written before its end)
 CATCH_UP = 120  # seconds to apply the backlog once the lock is gone
 STALL = 40  # seconds to see a held back applier: below the target's innodb_lock_wait_timeout (50)
-FLAVORS = ("mariadb", "mysql")
 ZERO = ("applier_lag_seconds", "applier_pending_transactions", "applier_behind_transactions",
         "applier_behind_bytes", "applier_waiting_transactions")
 
@@ -89,12 +88,6 @@ def assert_documented_types(s: Scrape, *, without: tuple[str, ...] = ()) -> None
     want = {name: ("gauge" if kind == "info" else kind) for name, kind in documented().items()
             if name not in without}
     assert s.types == want, s.text
-
-
-def servers(request, flavor: str):
-    if flavor == "mariadb":
-        return request.getfixturevalue("source"), request.getfixturevalue("target")
-    return request.getfixturevalue("mysql_source"), request.getfixturevalue("mysql_target")
 
 
 def config_file(tmp_path: Path, source, target, db: str, port: int, *, replay: bool = False,
@@ -169,9 +162,8 @@ def dashboard_metrics() -> set[str]:
     return {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in re.findall(r"\bapplier_[a-z_]+", e)}
 
 
-@pytest.mark.parametrize("flavor", FLAVORS)
-def test_a_backlog_shows_in_every_figure_and_they_return_to_0(flavor, request, dbname, tmp_path):
-    source, target = servers(request, flavor)
+@pytest.mark.flavors("mariadb", "mysql")
+def test_a_backlog_shows_in_every_figure_and_they_return_to_0(source, target, dbname, tmp_path):
     source.execute("FLUSH BINARY LOGS")  # GTIDs of other tests are in this file's start list
     port = sandbox.free_port()
     path = config_file(tmp_path, source, target, dbname, port)
@@ -288,7 +280,8 @@ def test_the_coordinators_own_work_is_never_lag_0(source, target, dbname, tmp_pa
             s.get("applier_pending_transactions") == 1 and s.get("applier_behind_transactions") == 2
             and (s.get("applier_lag_seconds") or 0) > 0))
         assert s.get("applier_big_transactions_total") == 1  # begun
-        assert s.get("applier_read_transactions_total") == 0 and s.get("applier_transactions_total") == 0
+        # (its end may be read already: its statements wait in the pipe, pipeline/pipe.py)
+        assert s.get("applier_read_transactions_total") in (0, 1) and s.get("applier_transactions_total") == 0
         row.release()
         s = until("the barrier waiting", port, app, STALL, lambda s: (
             s.get("applier_transactions_total") == 1 and s.get("applier_read_transactions_total") == 2

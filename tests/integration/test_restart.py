@@ -33,11 +33,13 @@ from applier.harness.sandbox import LocalMariadb
 from applier.pipeline import checkpoint
 from applier.pipeline.session import Session
 from tests.appliers import Applier, applied, wait_for
-from tests.support import assert_same, render_toml
+from tests.support import assert_same, render_toml, source_transactions
 
 UNIFORM = 4000  # transactions of the "uniform" workload in the main database
 HOT = 1200  # transactions of the "hot" workload (few rows, many conflicts) in <db>_hot
 APPLY_SECONDS = 90  # bound on any wait for progress
+
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -95,12 +97,6 @@ def catch_up(spawn, config: Path) -> Applier:
     assert rc == 0, app.describe()
     app.assert_gone()
     return app
-
-
-def source_transactions(source: LocalMariadb) -> int:
-    """The source's GTID sequence number (domain 0): counts every binlogged transaction."""
-    pos = source.gtid_position()
-    return max((int(g.split("-")[2]) for g in pos.split(",") if g.startswith("0-")), default=0)
 
 
 def assert_exactly_once(source: LocalMariadb, target: LocalMariadb, db: str,
@@ -326,6 +322,7 @@ def _has_column(server: LocalMariadb, db: str, table: str, column: str) -> bool:
                              "AND table_name = %s AND column_name = %s", (db, table, column)))
 
 
+@pytest.mark.flavors("mariadb")  # MySQL aborts an ALTER whose client is gone
 def test_kill_while_a_ddl_runs_then_restart(source, target, dbname, tmp_path, spawn):
     """Two ALTERs in the middle of the backlog, each held up on the target by a metadata
     lock so the applier is killed exactly while it runs one. The first ALTER then

@@ -22,6 +22,8 @@ from tests.appliers import applied
 from tests.support import assert_same, proc_stats
 from tests.support import render_toml as render
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 APPLIER = [sys.executable, "-m", "applier.cli"]
 TIMEOUT = 120  # seconds: any one CLI call
 REPO = Path(__file__).resolve().parents[2]

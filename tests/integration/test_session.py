@@ -20,6 +20,8 @@ from applier.pipeline.planner import PlannedBatch
 from applier.pipeline.session import Session
 from applier.pipeline.sink import FK_CHECKS, SESSION_STATEMENT
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 def _batch(db: str, fk_at_start: bool) -> PlannedBatch:
     txn = Transaction(1, "0-1-7", "mysql-bin.000001", 500, 0)

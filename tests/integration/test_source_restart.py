@@ -16,9 +16,11 @@ from applier.ops.check import check
 from applier.pipeline.coordinator import Coordinator
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    source, target = sandbox.start_pair(tmp_path_factory.mktemp("restart"))
+@pytest.fixture(scope="module", params=["mariadb", "mysql"])
+def pair(request, tmp_path_factory):
+    if request.param == "mysql":
+        request.getfixturevalue("mysql_available")
+    source, target = sandbox.start_pair(tmp_path_factory.mktemp("restart"), flavor=request.param)
     yield source, target
     target.stop()
     source.stop()

@@ -705,10 +705,9 @@ def test_type_matrix_on_mysql_and_across_flavors(pair, request, dbname):
     """The matrix's types that both families have, MySQL 9.7 -> MySQL and across the
     families both ways: the same bytes on the target (JSON across the families: the
     same value, as `applier check` compares it)."""
-    fixtures = {"mysql": ("mysql_source", "mysql_target"), "mariadb": ("source", "target")}
     src_flavor, dst_flavor = pair.split("-")
-    source = request.getfixturevalue(fixtures[src_flavor][0])
-    target = request.getfixturevalue(fixtures[dst_flavor][1])
+    source = request.getfixturevalue(f"{src_flavor}_source")
+    target = request.getfixturevalue(f"{dst_flavor}_target")
     cols = tuple(c for c in COLUMNS if c.name not in MARIADB_ONLY)
     if src_flavor == "mysql":  # MySQL checks SRID 4326 coordinates (latitude within ±90)
         planar = {"pt": partial(rand_point, srids=(0,)), "g": partial(rand_geometry, srids=(0, 3857))}

@@ -17,6 +17,8 @@ import pytest
 from tests.scenarios.helpers import rows
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 @pytest.mark.parametrize("workers", [1, 4])
 def test_create_table_select(source, target, dbname, workers):
@@ -77,7 +79,7 @@ def test_savepoint_in_a_big_transaction(source, target, dbname):
     cur.execute("BEGIN")
     for i in range(0, 1500, 100):  # 15 statements of 100 rows: streaming starts midway
         cur.execute(f"INSERT INTO {dbname}.u VALUES (%s, %s)", (i, i))  # applied in order
-        cur.execute(f"INSERT INTO {dbname}.t SELECT seq, 0 FROM {dbname}.seq_{i}_to_{i + 99}")  # compacted
+        cur.execute(f"INSERT INTO {dbname}.t VALUES " + ",".join(f"({j}, 0)" for j in range(i, i + 100)))  # compacted
         if i % 300 == 0:
             cur.execute(f"SAVEPOINT s{i}")
             cur.execute(f"UPDATE {dbname}.t SET n = n + 1 WHERE id < %s", (i + 50,))

@@ -13,6 +13,8 @@ from applier.ops.check import check
 from tests.scenarios.helpers import in_txn, rows, run_clients
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 def test_filtered_databases(source, target, dbname):
     skip = f"{dbname}_skip"

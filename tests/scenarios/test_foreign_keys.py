@@ -16,6 +16,8 @@ import pytest
 from tests.scenarios.helpers import rows
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 def _tables(cur, db: str) -> None:
     cur.execute(f"CREATE DATABASE {db}")

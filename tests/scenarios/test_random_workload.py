@@ -186,10 +186,9 @@ def test_random_workload_python_path(source, target, dbname):
 def test_random_workload_across_flavors(pair, request, dbname):
     """The same workload MySQL 9.7 -> MySQL, and across the flavors both ways (a
     migration): 4 workers, writeset."""
-    fixtures = {"mysql": ("mysql_source", "mysql_target"), "mariadb": ("source", "target")}
     src_flavor, dst_flavor = pair.split("-")
-    source = request.getfixturevalue(fixtures[src_flavor][0])
-    target = request.getfixturevalue(fixtures[dst_flavor][1])
+    source = request.getfixturevalue(f"{src_flavor}_source")
+    target = request.getfixturevalue(f"{dst_flavor}_target")
     _replicate(source, target, dbname, 4, "writeset", False, native_scan=True)
 
 

@@ -11,6 +11,8 @@ import pytest
 from tests.scenarios.helpers import rows
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 @pytest.mark.parametrize("workers", [1, 4])
 def test_table_id_changes_inside_a_batch(source, target, dbname, workers):

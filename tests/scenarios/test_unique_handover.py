@@ -25,6 +25,8 @@ import pytest
 from tests.scenarios.helpers import in_txn, rows, run_clients
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 ROUNDS = 60  # hand-overs per case
 
 

@@ -16,6 +16,8 @@ import pytest
 from tests.scenarios.helpers import APPLIER, toml_config
 from tests.support import make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 PAD = 4000  # bytes per row image: a few transactions fill a 64 KiB pipe
 
 
