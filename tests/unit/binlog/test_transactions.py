@@ -67,3 +67,21 @@ def test_the_tail_of_a_transaction_whose_start_was_not_read_is_headless():
     assert tail.headless and tail.items == [] and tail.end_pos == 500
     ddl = b.add(query(b"CREATE TABLE t (a INT)", 600), FILE)
     assert not ddl.headless and ddl.items[0].sql == b"CREATE TABLE t (a INT)"
+
+
+def test_mysql_create_table_select_is_run_without_its_start_transaction():
+    """MySQL 8.0.21+ logs CREATE TABLE ... SELECT as ``CREATE TABLE ... START
+    TRANSACTION`` followed by the rows and an XID. A server takes only BINLOG statements
+    after it (3977), and MariaDB knows no such clause: the statement runs as a plain
+    CREATE TABLE, the rows after it (the serial path commits them with the checkpoint)."""
+    from applier.binlog.transactions import parse_query
+    from tests.unit.streams import query_body
+
+    sql = b"CREATE TABLE `t2` (\n  `id` int NOT NULL\n) START TRANSACTION"
+    assert parse_query(query_body(sql)).sql == b"CREATE TABLE `t2` (\n  `id` int NOT NULL\n)"
+    assert parse_query(query_body(b"create table t3 select 1 as a start  transaction ")).sql == \
+        b"create table t3 select 1 as a"
+    # anything else stays as logged
+    for other in (b"CREATE TABLE t (a INT)", b"START TRANSACTION", b"BEGIN",
+                  b"ALTER TABLE t COMMENT 'x START TRANSACTION'"):
+        assert parse_query(query_body(other)).sql == other
