@@ -110,6 +110,11 @@ KEEPALIVE_IDLE = 20
 KEEPALIVE_INTERVAL = 10
 KEEPALIVE_COUNT = 4
 DEAD_PEER_SECONDS = 60
+# The session wait_timeout of the applier's long-lived target connections (the largest
+# both flavors take): a quiet source must not let the target end them as idle clients,
+# as it never ends the native SQL thread. A dead applier's sessions still end: its
+# sockets close, or the server's own checks find the peer gone.
+STAY_OPEN_SECONDS = 31536000
 
 
 def _address(server: ServerConfig) -> str:
@@ -160,10 +165,12 @@ def connect(
     charset: str = "utf8mb4",
     connect_timeout: float = 10,
     read_timeout: float | None = None,
+    stay_open: bool = False,
 ) -> MySQLdb.Connection:
     """Open a connection to ``server``; ``role`` ("source"/"target") names it in errors.
 
-    ``found_rows`` makes UPDATE report matched rather than changed rows.
+    ``found_rows`` makes UPDATE report matched rather than changed rows. ``stay_open``:
+    a long-lived connection the server must not end for idling (STAY_OPEN_SECONDS).
     Raises ``ConnectError`` when the server is unreachable, refuses the credentials,
     lacks the database or the TLS that ``ssl_mode`` asks for fails (see the module
     docstring).
@@ -199,6 +206,9 @@ def connect(
     _require_tls(conn, server, role, mode, MySQLdb.Error)
     if not server.socket:
         keepalive(conn.fileno())
+    if stay_open:
+        with driver_errors(server, role, "setting the session's wait_timeout"):
+            conn.query(f"SET SESSION wait_timeout = {STAY_OPEN_SECONDS}".encode())
     if not autocommit:
         conn.autocommit(False)
     return conn

@@ -85,3 +85,16 @@ def like_regex(pattern: str, *, fold: bool = False) -> tuple[re.Pattern[str], st
         i += 1
     regex = re.compile("".join(out), re.S | (re.I if fold else 0))
     return regex, None if wild else "".join(literal)
+
+
+_DROP = re.compile(rb"\A(\s*DROP\s+(?:TEMPORARY\s+)?(?:TABLE|VIEW))(\s+)(?!IF\s+EXISTS\b)", re.I)
+
+
+def drop_if_exists(sql: bytes) -> bytes | None:
+    """``DROP [TEMPORARY] TABLE|VIEW names`` with ``IF EXISTS`` added, or None for any
+    other statement (or one that has it). A re-run DROP that failed on an unknown table
+    (1051) runs so: MariaDB dropped the others the first time, MySQL (atomic DDL) none."""
+    m = _DROP.match(sql)
+    if m is None:
+        return None
+    return m.group(1) + b" IF EXISTS" + m.group(2) + sql[m.end():]

@@ -201,7 +201,7 @@ class Session:
 
     def __init__(self, target: TargetConfig, worker_id: int, source_flavor: str | None = None) -> None:
         self.target = target
-        self.conn = connect(target, "target", autocommit=False, found_rows=True)
+        self.conn = connect(target, "target", autocommit=False, found_rows=True, stay_open=True)
         self.executor = Executor(self.conn, source_flavor)
         self.row = CheckpointRow(target.checkpoint_schema, worker_id)
         if worker_id != COORDINATOR_ROW:  # row 0 never holds done entries

@@ -30,15 +30,18 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+import MySQLdb
+
 from ..binlog.transactions import Transaction
 from ..config import TargetConfig
+from ..db import codes
 from ..db.connect import connect
 from ..db.schema import SchemaCache
 from ..errors import ApplierError, WorkerDied
 from .filters import target_rewrite
 from .messages import Done, Failed, Work
 from .planner import BatchPlan, BatchPlanner
-from .session import Session
+from .session import Session, lost
 from .tables import TableCache
 
 log = logging.getLogger(__name__)
@@ -182,6 +185,8 @@ def _ordered_loop(spec: WorkerSpec, session: Session, planner: BatchPlanner, inb
 def _failed(wid: int, e: BaseException) -> Failed:
     if isinstance(e, ApplierError):
         return Failed(wid - 1, e)
+    if isinstance(e, MySQLdb.Error) and codes.code_of(e) in codes.GONE | codes.UNREACHABLE:
+        return Failed(wid - 1, lost(e, f"in worker {wid}"))  # the coordinator resumes
     return Failed(wid - 1, WorkerDied(f"worker {wid} crashed: {type(e).__name__}: {e}"))
 
 
@@ -208,7 +213,7 @@ def worker_main(spec: WorkerSpec, inbox, outbox, turn=None) -> None:
     try:
         session = Session(spec.target, spec.worker_id)
         # its own connection: schema lookups must not share the executing one
-        conn = connect(spec.target, "target")
+        conn = connect(spec.target, "target", stay_open=True)
         planner = BatchPlanner(TableCache(SchemaCache(conn), target_rewrite(spec.rewrite_databases, conn)),
                                spec.verify_before_image)
         if turn is not None:

@@ -11,6 +11,11 @@ source is the session one (it only serves the binlog).
 
 from __future__ import annotations
 
+import signal
+import time
+
+import pytest
+
 from applier.errors import ConnectError
 from tests.appliers import applied
 from tests.faults import faultlib as fl
@@ -105,4 +110,33 @@ def test_target_unreachable_at_the_start(source, running_target, dbname, tmp_pat
                             (dbname, f"ckpt_{dbname}"))
     assert applied(target, f"ckpt_{dbname}") == 0
     fl.catch_up(spawn, config)
+    _assert_done(source, target, dbname, total)
+
+
+@pytest.mark.flavors("mariadb", "mysql")
+def test_sessions_the_target_ends_for_idling_are_reconnected(source, target, dbname, tmp_path, spawn):
+    """A target with a short ``wait_timeout`` ends the applier's sessions while the source
+    is quiet (MariaDB just closes them; MySQL 8.0.24+ first sends error 4031), as it never
+    does the native SQL thread: the applier's sessions set their own wait_timeout, so
+    they stay (no reconnect at all); one that is lost anyway is reconnected, not a
+    worker crash (tests/unit/pipeline/test_worker.py)."""
+    config, total, _ = _setup(source, target, dbname, tmp_path,
+                              reconnect_attempts=5, reconnect_backoff_seconds=0.2)
+    (old,) = target.query("SELECT @@GLOBAL.wait_timeout")[0]
+    target.execute("SET GLOBAL wait_timeout = 2")
+    try:
+        app = spawn(config)
+        fl.wait_applied(app, target, f"ckpt_{dbname}", total)
+        time.sleep(4)  # every session of the applier idles past wait_timeout
+        before = fl.source_transactions(source)
+        for i in range(1, 51):
+            source.execute(f"UPDATE `{dbname}`.sbtest1 SET n = n + 1 WHERE id = %s", (i,))
+        total += fl.source_transactions(source) - before
+        fl.wait_applied(app, target, f"ckpt_{dbname}", total)
+        app.signal(signal.SIGTERM, group=False)
+        assert app.wait(fl.APPLY_SECONDS) == 0, app.describe()
+    finally:
+        target.execute(f"SET GLOBAL wait_timeout = {int(old)}")
+    assert "Traceback" not in app.stderr, app.describe()
+    assert fl.log_count(app, "reconnecting to the target") == 0, app.describe()
     _assert_done(source, target, dbname, total)
