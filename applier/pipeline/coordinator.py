@@ -21,6 +21,7 @@ import MySQLdb
 from ..binlog.position import BinlogPosition, GtidPosition, file_base
 from ..config import Config
 from ..db import codes
+from ..db.connect import connect
 from ..db.schema import SchemaCache
 from ..errors import ConfigError, TargetError, TargetLost, Unreachable
 from ..metrics import Metrics
@@ -111,6 +112,7 @@ class Coordinator:
         schema = cfg.target.checkpoint_schema
         pool: Pool | None = None
         session: Session | None = None
+        lookups = None
         clean = False
         lock = None if self.locked else CheckpointLock(cfg.target)
         try:
@@ -119,8 +121,11 @@ class Coordinator:
             checkpoint.ensure_table(conn, schema)
             conn.commit()
             recovery = checkpoint.load(conn, schema)
-            weigher = Weigher(conn)
             conn.commit()
+            # schema and collation-weight lookups: their own connection, so they never
+            # share row 0's with the statements of a streamed transaction (pipe.py)
+            lookups = connect(cfg.target, "target", stay_open=True)
+            weigher = Weigher(lookups)
             start, gtid = self._start_position(recovery)
             until = self._until(start, gtid, recovery)
             workers = 1 if a.policy == "serial" else a.workers
@@ -129,7 +134,7 @@ class Coordinator:
             watermark = Watermark(start, gtid)
             log.info("applying from %s with %d workers", start or f"GTID {gtid}", workers)
             pool = ProcessPool(workers, cfg.target, a, lazy=a.adapt_workers)
-            tables = TableCache(SchemaCache(conn))
+            tables = TableCache(SchemaCache(lookups))
             dispatcher = Dispatcher(pool, watermark, self.metrics, ordered=a.preserve_commit_order,
                                     adapt=a.adapt_workers)
             serial = SerialApplier(session, tables, watermark, a, ddl_pending=recovery.ddl_pending,
@@ -161,6 +166,8 @@ class Coordinator:
                 pool.stop(graceful=clean)
             if session is not None:
                 session.close()
+            if lookups is not None:
+                lookups.close()
             if lock is not None:
                 lock.release()
 

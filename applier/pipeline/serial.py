@@ -16,6 +16,7 @@ session (checkpoint row 0), after the workers have drained.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 
 import MySQLdb
@@ -23,10 +24,12 @@ import MySQLdb
 from ..binlog.transactions import RowsEvent, Transaction
 from ..config import ApplyConfig
 from ..db import codes
+from ..db.sql import drop_if_exists
 from ..errors import ApplierError, TargetError
 from .checkpoint import Watermark
 from .compaction import NetChanges
 from .messages import Work
+from .pipe import PipedSink
 from .planner import BatchPlanner, Planner
 from .session import Session, lost
 from .tables import TableCache
@@ -46,6 +49,8 @@ class SerialApplier:
         self._batches = BatchPlanner(tables, apply.verify_before_image)
         self._direct = Planner(session.executor, tables, apply.verify_before_image)
         self._net: NetChanges | None = None  # the streamed transaction's compaction buffer
+        self._pipe: PipedSink | None = None  # ... where its statements go (a thread runs them)
+        self._stream: Planner | None = None  # ... and its planner, writing there
         self._recorded = watermark.ordinal
 
     # -- whole transactions --------------------------------------------------------------
@@ -92,10 +97,12 @@ class SerialApplier:
                 try:
                     self._direct.items(txn.table_maps, [item])
                 except TargetError as e:
-                    if rerun and e.code in codes.DDL_ALREADY_DONE:
-                        log.warning("DDL already applied before the restart, continuing: %s", e)
-                    else:
+                    if not (rerun and e.code in codes.DDL_ALREADY_DONE):
                         raise
+                    log.warning("DDL already applied before the restart, continuing: %s", e)
+                    again = drop_if_exists(item.sql) if e.code == codes.ER_BAD_TABLE_ERROR else None
+                    if again is not None:  # drop what the target still has of those it names
+                        self._direct.items(txn.table_maps, [dataclasses.replace(item, sql=again)])
             self._commit_row0(txn)
         except MySQLdb.Error as e:
             raise self._error(e, txn) from None
@@ -104,32 +111,51 @@ class SerialApplier:
     # -- streamed big transactions ---------------------------------------------------------
 
     def stream_begin(self, txn: Transaction) -> None:
-        """Start applying a big transaction (the workers are drained)."""
+        """Start applying a big transaction (the workers are drained). Its statements
+        run on row 0's connection from a ``PipedSink``: the target executes them while
+        the next rows are planned."""
         log.info("transaction above big_txn_rows=%d rows: streaming it", self.apply_cfg.big_txn_rows)
-        self._net = self._direct.new_net()
+        self._pipe = PipedSink(self.session.executor)
+        self._stream = Planner(self._pipe, self.tables, self.apply_cfg.verify_before_image)
+        self._net = self._stream.new_net()
 
     def stream(self, txn: Transaction, items: list) -> int:
         """More of the streamed transaction (rows events, SAVEPOINT statements)."""
-        try:
-            return self._direct.items(txn.table_maps, items, self._net)
-        except MySQLdb.Error as e:
-            raise self._error(e, txn) from None
+        assert self._stream is not None
+        with self._streamed(txn):
+            return self._stream.items(txn.table_maps, items, self._net)
 
     def stream_end(self, txn: Transaction) -> None:
-        assert self._net is not None
-        try:
+        assert self._net is not None and self._pipe is not None
+        with self._streamed(txn):
             self._net.flush()
-            self._net = None
+            self._pipe.finish()  # every statement ran: row 0's connection is ours again
+            self._end_stream()
             self._commit_row0(txn)
-        except MySQLdb.Error as e:
-            raise self._error(e, txn) from None
 
     def abandon(self) -> None:
         """Forget a partly applied streamed transaction (the source connection broke)."""
         if self._net is not None:
-            self._net = None
+            self._end_stream()
             with contextlib.suppress(MySQLdb.Error):
                 self.session.conn.rollback()
+
+    @contextlib.contextmanager
+    def _streamed(self, txn: Transaction):
+        """Errors of a streamed transaction: nothing more of it runs (the pipe stops and
+        gives the connection back before it is rolled back), then the usual mapping."""
+        try:
+            yield
+        except BaseException as e:
+            self._end_stream()
+            if isinstance(e, MySQLdb.Error):
+                raise self._error(e, txn) from None
+            raise
+
+    def _end_stream(self) -> None:
+        if self._pipe is not None:
+            self._pipe.stop()
+        self._pipe = self._stream = self._net = None
 
     # -- position ----------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ import pytest
 from applier.errors import TargetError
 from tests.support import assert_same, make_config, run_applier
 
+pytestmark = pytest.mark.flavors("mariadb", "mysql")  # MariaDB -> MariaDB, MySQL -> MySQL
+
 
 @pytest.mark.parametrize("workers", [1, 4])
 def test_mixed_dml_and_ddl(source, target, dbname, workers):
@@ -50,7 +52,8 @@ def test_big_transactions_are_streamed_and_compacted(source, target, dbname):
     cur.execute(f"CREATE TABLE {dbname}.u (id INT PRIMARY KEY, code INT NOT NULL, UNIQUE KEY(code))")
     cur.execute(f"INSERT INTO {dbname}.u VALUES (1, 1), (2, 2)")
     cur.execute("BEGIN")
-    cur.execute(f"INSERT INTO {dbname}.t SELECT seq, seq % 7, REPEAT('x', 90) FROM {dbname}.seq_1_to_3000")
+    cur.executemany(f"INSERT INTO {dbname}.t VALUES (%s, %s, REPEAT('x', 90))",
+                    [(i, i % 7) for i in range(1, 3001)])
     cur.execute(f"UPDATE {dbname}.t SET v = v + 1 WHERE id % 2 = 0")
     cur.execute(f"UPDATE {dbname}.u SET code = 3 WHERE id = 1")  # hand-over of code 1 ...
     cur.execute(f"UPDATE {dbname}.u SET code = 1 WHERE id = 2")  # ... to another row
@@ -171,9 +174,10 @@ def test_adaptive_width_starts_only_the_workers_it_feeds(source, target, dbname,
     source.execute(f"CREATE DATABASE {dbname}")
     source.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, n INT NOT NULL)")
     app = spawn(path)
-    for i in range(50):
+    for i in range(50):  # paced: one worker keeps up even on a busy machine (never saturated)
         source.execute(f"INSERT INTO {dbname}.t VALUES (%s, 0)", (i,))
         source.execute(f"UPDATE {dbname}.t SET n = n + 1 WHERE id = %s", (i // 2,))
+        time.sleep(0.03)
     app.workers(1)
     deadline = time.monotonic() + 60
     while target.query(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{dbname}'")[0][0] == 0 \
@@ -184,4 +188,53 @@ def test_adaptive_width_starts_only_the_workers_it_feeds(source, target, dbname,
     assert len(app.workers(1)) == 1, "workers that were never fed were started"
     app.signal(signal.SIGTERM, group=False)
     assert app.wait() == 0, app.describe()
+    assert_same(source, target, dbname)
+
+
+@pytest.mark.parametrize("kind", ["big", "big-insert", "big-delete"])
+def test_big_updates_inserts_and_deletes_of_the_bench_workloads(source, target, dbname, kind):
+    """The bench's big kinds (``applier bench --workload big|big-insert|big-delete``) in
+    a small size: two transactions change 50 rows each among small ones; both are
+    streamed (big_txn_rows = 40) and the target ends equal."""
+    from applier.harness import workload
+
+    cfg = make_config(source, target, dbname, workers=2, big_txn_rows=40)
+    sc = source.server_config()
+    workload.prepare(sc, dbname, tables=1, rows=300)
+    run_applier(cfg)  # the tables and their rows
+    workload.run(sc, dbname, kind, 4, 1, tables=1, rows=300, big_rows=50)
+    (count,) = source.query(f"SELECT COUNT(*) FROM {dbname}.sbtest1")[0]
+    if kind == "big-insert":
+        assert 400 <= count <= 404
+    elif kind == "big-delete":
+        assert 200 <= count <= 204
+    m = run_applier(cfg)
+    assert m.big_transactions == 2
+    assert_same(source, target, dbname)
+
+
+def test_a_target_error_inside_a_streamed_transaction_applies_none_of_it(source, target, dbname):
+    """A streamed transaction's statements run on a thread (pipeline/pipe.py): the first
+    one the target refuses (a row it lost: diverged) stops the run with that one error,
+    raised in the coordinator's thread, and nothing of the transaction commits, neither
+    the statements before it nor any after; once the DBA puts the row back, a run
+    applies the whole transaction."""
+    cfg = make_config(source, target, dbname, workers=2, big_txn_rows=100)
+    src = source.connect()
+    cur = src.cursor()
+    cur.execute(f"CREATE DATABASE {dbname}")
+    cur.execute(f"CREATE TABLE {dbname}.t (id INT PRIMARY KEY, v INT NOT NULL)")
+    for lo in range(0, 12_000, 2_000):
+        cur.execute(f"INSERT INTO {dbname}.t VALUES " + ",".join(f"({i}, 0)" for i in range(lo, lo + 2_000)))
+    run_applier(cfg)
+    target.execute(f"DELETE FROM {dbname}.t WHERE id = 5")  # the first flush (5,000 rows) fails
+    cur.execute(f"UPDATE {dbname}.t SET v = v + 1")  # 12,000 rows, one transaction: streamed
+    src.close()
+    with pytest.raises(TargetError, match=rf"diverged: .*{dbname}\.t affected \d+ rows, expected"):
+        run_applier(cfg)
+    assert target.query(f"SELECT COUNT(*), SUM(v) FROM {dbname}.t")[0] == (11_999, 0)  # none of it
+    target.execute(f"INSERT INTO {dbname}.t VALUES (5, 0)")
+    m = run_applier(cfg)
+    assert m.big_transactions == 1
+    assert target.query(f"SELECT COUNT(*), SUM(v) FROM {dbname}.t")[0] == (12_000, 12_000)
     assert_same(source, target, dbname)
