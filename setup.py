@@ -92,6 +92,7 @@ def _extensions() -> list[Extension]:
             sources=[os.path.join("native", f"{name}.pyx")],
             include_dirs=["native"],  # native/xxhash: the vendored xxHash header
             extra_compile_args=extra,
+            libraries=["z"] if name == "_scan" else [],  # zlib's crc32 (frame_events)
         )
         for name in _NATIVE
     ]

@@ -31,6 +31,7 @@ here; others call back into ``writeset`` per rows event (``TableRoute.call``).
 tests/unit/test_scan.py checks both paths give the same transactions and keys.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_FromStringAndSize,
@@ -44,11 +45,15 @@ from libc.string cimport memcmp, memcpy
 cdef extern from "xxhash/xxh3_inline.h":
     uint64_t XXH3_64bits(const void* data, size_t length) nogil
 
-__all__ = ["Scanner", "TableRoute", "unpack_payload", "xxh3"]
+cdef extern from "zlib.h":
+    unsigned long crc32(unsigned long crc, const unsigned char* buf, unsigned int length) nogil
+
+__all__ = ["Scanner", "TableRoute", "frame_events", "unpack_payload", "xxh3"]
 
 # event types (applier.events)
 cdef enum:
     QUERY = 2
+    FORMAT_DESCRIPTION = 15
     XID = 16
     TABLE_MAP = 19
     WRITE_ROWS_V1 = 23
@@ -657,3 +662,53 @@ def unpack_payload(bytes payload, rows_event):
         else:
             raise ValueError(f"unexpected event type {etype} in a scanner payload")
     return maps, items
+
+
+def frame_events(bytes data, Py_ssize_t start, bytearray buf, unsigned int seq, bint checksum):
+    """Binlog file bytes -> dump packets (``files.FileSource._frame``'s loop, in C): the
+    whole events of ``data`` from ``start`` are appended to ``buf`` as the dump protocol
+    sends them (3-byte length, sequence number, the OK byte, the event), each checked
+    against its CRC32 when ``checksum``. Returns ``(end, framed, seq, last_type)``: the
+    offset after the last event framed, how many, the next sequence number and the last
+    one's type.
+
+    It stops before an event it leaves to the caller's per-event code, which frames it
+    or names the problem: one not whole in ``data``, of an impossible size, of one
+    packet's size or more (split packets), a FormatDescription (its CRC32 is computed
+    with the in-use flag clear) or one whose CRC32 does not match."""
+    cdef const unsigned char* d = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), p = start, q, size, total = 0, old
+    cdef Py_ssize_t framed = 0
+    cdef int last = 0
+    cdef unsigned char* out
+    cdef unsigned int plen
+    while n - p >= HEADER_LEN:
+        size = <Py_ssize_t>rd_le(d + p + 9, 4)
+        if size < HEADER_LEN + (4 if checksum else 0) or size > n - p or size + 1 >= MAX_PACKET \
+                or d[p + 4] == FORMAT_DESCRIPTION:
+            break
+        if checksum and crc32(0, d + p, <unsigned int>(size - 4)) != rd_le(d + p + size - 4, 4):
+            break
+        total += size + 5
+        p += size
+        framed += 1
+    if framed == 0:
+        return start, 0, seq, 0
+    old = PyByteArray_GET_SIZE(buf)
+    PyByteArray_Resize(buf, old + total)
+    out = <unsigned char*>PyByteArray_AS_STRING(buf) + old
+    q = start
+    while q < p:
+        size = <Py_ssize_t>rd_le(d + q + 9, 4)
+        plen = <unsigned int>(size + 1)
+        out[0] = plen & 0xFF
+        out[1] = (plen >> 8) & 0xFF
+        out[2] = (plen >> 16) & 0xFF
+        out[3] = seq & 0xFF
+        out[4] = 0  # the OK byte
+        memcpy(out + 5, d + q, size)
+        last = d[q + 4]
+        out += size + 5
+        q += size
+        seq += 1
+    return p, framed, seq, last

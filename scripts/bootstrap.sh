@@ -23,6 +23,7 @@ missing=()
 have mariadbd || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
 have gcc || missing+=(gcc)
 have pkg-config || missing+=(pkg-config)
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)  # crc32 in native/_scan.pyx (frame_events)
 if ! have pkg-config || ! pkg-config --exists libmariadb 2>/dev/null; then
     missing+=(libmariadb-dev)
 fi

@@ -8,7 +8,9 @@ compiler and Cython are there.
 * ``unpack_payload(payload, rows_event)``: a scanner payload -> (table_maps, rows
   events) (native/_scan.pyx, else ``transactions.py_unpack_payload``);
 * ``scan``: the native binlog scanner module (``Scanner``, ``TableRoute``), or None:
-  there is no pure-Python scanner, the per-event path is its reference.
+  there is no pure-Python scanner, the per-event path is its reference;
+* ``frame_events``: binlog file bytes -> dump packets (native/_scan.pyx), or None: then
+  ``files.FileSource`` frames each event itself (its per-event code is the reference).
 """
 
 from __future__ import annotations
@@ -38,3 +40,4 @@ NATIVE = _rowkeys is not None
 
 decode_rows = _rowkeys.decode_keys if _rowkeys is not None else rowcodec.decode_rows
 unpack_payload = scan.unpack_payload if scan is not None else transactions.py_unpack_payload
+frame_events = getattr(scan, "frame_events", None)

@@ -130,3 +130,71 @@ def test_a_middle_file_rotating_to_another_file_is_refused(tmp_path, small_chunk
     seq, _ = _sequence_of_two(tmp_path, data)
     with pytest.raises(ConfigError, match="ends with a Rotate to mysql-bin.000007, but the next file"):
         seq.verify()
+
+
+# ---- FileSource's framing: native (native/_scan.pyx frame_events) == per event --------------
+
+
+def _framed(path, native: bool) -> tuple[bytes, int, int, str]:
+    """Every dump packet FileSource frames of ``path``, its last event type, the next
+    sequence number, and the error it stopped on ("" at the end of the file)."""
+    source = files.FileSource(files.inspect_file(path))
+    source.native = native
+    out, error = bytearray(), ""
+    try:
+        for _ in range(10_000):
+            source.fill(0)
+            out += source.buf[source.off:]
+            source.off = len(source.buf)
+    except files.EndOfFile:
+        pass
+    except SourceError as e:
+        error = str(e)
+    finally:
+        source.close()
+    return bytes(out), source.last_type, source._seq, error
+
+
+def _assorted_binlog(path) -> list[int]:
+    """Events of many sizes (some cross the 1,000-byte test chunks, one is several chunks
+    long), a FormatDescription with the in-use flag set (its CRC32 without it), a Rotate."""
+    out = bytearray(files.MAGIC)
+    offsets = []
+
+    def add(etype: int, body: bytes, flags: int = 0) -> None:
+        offsets.append(len(out))
+        out.extend(event_bytes(etype, body, ts=1, server_id=1, log_pos=len(out) + 19 + len(body) + 4,
+                               flags=flags, checksum=True))
+
+    add(ev.FORMAT_DESCRIPTION, _fde_body())
+    fde = offsets[0]
+    out[fde + 17] |= files.LOG_EVENT_BINLOG_IN_USE_F  # set in place after the CRC, as a server does
+    for i in range(120):
+        add(ev.QUERY, query_body(b"BEGIN /* " + b"x" * ((i * 37) % 700) + b" */"))
+        if i == 60:
+            add(ev.QUERY, query_body(b"BEGIN /* " + b"y" * 3500 + b" */"))
+    add(ev.ROTATE, (4).to_bytes(8, "little") + b"mysql-bin.000002")
+    path.write_bytes(bytes(out))
+    return offsets
+
+
+@pytest.mark.skipif(files.binlog_native.frame_events is None, reason="native scanner not built")
+def test_native_framing_frames_exactly_as_the_per_event_code(tmp_path, small_chunks):
+    path = tmp_path / "mysql-bin.000001"
+    offsets = _assorted_binlog(path)
+    native, python = _framed(path, True), _framed(path, False)
+    assert native == python
+    assert native[3] == "" and native[1] == ev.ROTATE and native[2] == len(offsets) + 1
+    data = path.read_bytes()
+    for damage, where in ((lambda raw: raw.__setitem__(offsets[70] + 25, raw[offsets[70] + 25] ^ 1), "CRC32"),
+                          (lambda raw: raw.__setitem__(slice(offsets[90] + 9, offsets[90] + 13),
+                                                       (5).to_bytes(4, "little")), "impossible size"),
+                          (lambda raw: raw.__delitem__(slice(len(raw) - 9, len(raw))), "truncated")):
+        raw = bytearray(data)
+        damage(raw)
+        bad = tmp_path / where / path.name
+        bad.parent.mkdir()
+        bad.write_bytes(bytes(raw))
+        native, python = _framed(bad, True), _framed(bad, False)
+        assert native == python, where
+        assert where in native[3], native[3]
