@@ -269,9 +269,11 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 
 @main.command()
 @click.option("--workload",
-              type=click.Choice(["uniform", "hot", "single", "big", "fk", "updates", "oltp_write_only",
-                                 "oltp_insert"]),
-              help="What the source runs [default: uniform; fk: foreign-key tables, barriers for the "
+              type=click.Choice(["uniform", "hot", "single", "big", "big-insert", "big-delete", "fk",
+                                 "updates", "oltp_write_only", "oltp_insert"]),
+              help="What the source runs [default: uniform; big, big-insert, big-delete: 8 "
+                   "transactions updating, inserting or deleting 20,000 rows each among small ones; "
+                   "fk: foreign-key tables, barriers for the "
                    "applier; --steady: updates, two rows' counters + a ledger row per transaction, "
                    "--steady only].")
 @click.option("--transactions", type=int,
@@ -292,6 +294,9 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--durable/--no-durable", default=True, show_default=True,
               help="innodb_flush_log_at_trx_commit=1 on the timed targets (redo flushed at every "
                    "commit, as on a production replica); --no-durable: 2.")
+@click.option("--target-binlog", is_flag=True,
+              help="The timed targets keep a binlog with sync_binlog=1 (and log the replicated "
+                   "changes), as a replica that others replicate from does.")
 @click.option("--out", type=click.Path(file_okay=False), default="benchmarks/out", show_default=True)
 @click.option("--commit-order", is_flag=True,
               help="The applier contenders run with preserve_commit_order = true.")
@@ -312,7 +317,7 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench(workload, transactions, workers, policies, native_threads, native_modes, tables, rows, durable,
-          out, commit_order, verify_before_image, steady, seconds, connections, files, quick, keep,
+          target_binlog, out, commit_order, verify_before_image, steady, seconds, connections, files, quick, keep,
           no_progress, flavor) -> None:
     """Time catch-up of one backlog: native replica vs the applier; table, JSON and PNG.
 
@@ -348,7 +353,7 @@ def bench(workload, transactions, workers, policies, native_threads, native_mode
 
     kw = {"workload": workload, "transactions": transactions, "workers": workers, "policies": policies,
           "native_threads": native_threads, "native_modes": native_modes, "tables": tables, "rows": rows,
-          "durable": durable, "out": Path(out), "keep": keep, "commit_order": commit_order,
+          "durable": durable, "target_binlog": target_binlog, "out": Path(out), "keep": keep, "commit_order": commit_order,
           "verify_before_image": verify_before_image, "files": files, "flavor": flavor}
     for p in policies or ():
         if p not in config_mod.POLICIES:

@@ -223,14 +223,15 @@ class LocalServer:
             proc.kill()
             proc.wait(30)
 
-    def clone(self, name: str, basedir: Path, options: dict[str, str]) -> LocalServer:
-        """A new server (not started, server_id 2, no binlog) whose datadir is a copy of
+    def clone(self, name: str, basedir: Path, options: dict[str, str], *,
+              log_bin: bool = False) -> LocalServer:
+        """A new server (not started, server_id 2, a binlog only with ``log_bin``) whose datadir is a copy of
         this stopped one's: a snapshot restored. It gets a server UUID of its own (MySQL's
         auto.cnf is not copied) and its own ``mts`` password at its first start."""
         if self.running:
             raise ApplierError(f"{self.name} must be stopped before its datadir is copied")
         other = replace(self, name=name, basedir=Path(basedir), port=free_port(), server_id=2,
-                        log_bin=False, options=options, password=new_password())
+                        log_bin=log_bin, options=options, password=new_password())
         other._prepare()
         shutil.copytree(self.datadir, other.datadir, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("auto.cnf"))

@@ -58,6 +58,10 @@ def source_options() -> dict[str, str]:
     }
 
 
+def binlog_options() -> dict[str, str]:
+    return {"binlog_format": "ROW", "log_slave_updates": "ON", "sync_binlog": "1"}
+
+
 def target_options() -> dict[str, str]:
     """A target needs no binlog; durability is relaxed because the data is throwaway."""
     return common_options()

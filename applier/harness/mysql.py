@@ -101,6 +101,11 @@ def source_options() -> dict[str, str]:
     }
 
 
+def binlog_options() -> dict[str, str]:
+    return {"binlog_format": "ROW", "log_replica_updates": "ON", "sync_binlog": "1",
+            "gtid_mode": "ON", "enforce_gtid_consistency": "ON"}
+
+
 def target_options() -> dict[str, str]:
     """No binlog (the server adds ``--skip-log-bin``); IP accounts only, no DNS."""
     return {**common_options(), "skip-name-resolve": ""}

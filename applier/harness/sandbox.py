@@ -59,6 +59,12 @@ def target_options(flavor: str = "mariadb") -> dict[str, str]:
     return _OPTIONS[_flavor(flavor)].target_options()
 
 
+def binlog_options(flavor: str = "mariadb") -> dict[str, str]:
+    """A replica's binlog as production keeps it: ROW, synced at every commit, with the
+    replicated changes (and, on MySQL, GTIDs as its source has them)."""
+    return _OPTIONS[_flavor(flavor)].binlog_options()
+
+
 def make_source(basedir: Path, name: str = "source", flavor: str = "mariadb") -> LocalServer:
     """An unstarted source (server_id 1, ROW binlog) under ``basedir``."""
     cls = FLAVORS[_flavor(flavor)]

@@ -28,8 +28,19 @@ from ..config import ServerConfig
 from ..db import codes
 from ..db.connect import connect
 
-KINDS = ("uniform", "hot", "insert", "big", "updates", "fk")
+KINDS = ("uniform", "hot", "insert", "big", "big-insert", "big-delete", "updates", "fk")
 PARENTS = 1000  # rows of ``parent`` (the fk kind)
+BIG_ROWS = 20_000  # rows each big transaction changes (at least)
+
+
+def big_sizes(kind: str, rows: int) -> tuple[int, int]:
+    """(rows per table, rows per big transaction) of ``kind`` for ``rows`` asked: the big
+    kinds' tables hold at least BIG_ROWS rows (big-delete: three times that, for the
+    deletes to find rows); other kinds: (rows, BIG_ROWS)."""
+    if not kind.startswith("big"):
+        return rows, BIG_ROWS
+    big = max(rows, BIG_ROWS)
+    return (3 * big if kind == "big-delete" else big), big
 
 
 def _filler(rng: random.Random, n: int) -> str:
@@ -136,7 +147,7 @@ def _client(server, db, kind, run_id, idx, count, tables, rows, big_rows, rng: r
 def _transactions(conn, db, kind, run_id, idx, count, tables, rows, big_rows, rng: random.Random) -> None:
     cur = conn.cursor()
     for seq in range(count):
-        big = kind == "big" and seq % max(1, count // 2) == 0
+        big = kind.startswith("big") and seq % max(1, count // 2) == 0
         _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows, big, rng)
 
 
@@ -173,7 +184,12 @@ def _transaction(conn, cur, db, kind, run_id, idx, seq, tables, rows, big_rows, 
                 cur.execute(f"DELETE FROM {table} WHERE id = %s", (rid,))
                 cur.execute(f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
                             (rid, rng.randrange(rows), _filler(rng, 120), _filler(rng, 60)))
-                if big:
+                if big and kind == "big-insert":  # new rows (new ids): copies of the first ones
+                    cur.execute(f"INSERT INTO {table} (k, c, pad) SELECT k, c, pad FROM {table} "
+                                f"ORDER BY id LIMIT {int(big_rows)}")
+                elif big and kind == "big-delete":
+                    cur.execute(f"DELETE FROM {table} ORDER BY id LIMIT {int(big_rows)}")
+                elif big:
                     cur.execute(f"UPDATE {table} SET n = n + 1 WHERE id <= %s", (big_rows,))
             cur.execute(f"INSERT INTO {q}.ledger VALUES (%s, %s, %s)", (run_id, idx, seq))
             conn.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from applier.cli import main
@@ -100,6 +101,9 @@ def test_bench_files_quick(tmp_path):
         assert r["check_ok"] and r["tps"] > 0, r
         assert r["vs_pipe"] > 0, r
     assert next(r for r in data["runs"] if r["contender"] == "pipe")["vs_pipe"] == 1.0
+    relay = next(r for r in data["runs"] if r["contender"] == "relay")
+    assert 0 < relay["io_fetch_s"] < relay["wall_seconds"] + 5, relay  # the IO thread's fetch, timed
+    assert "the target's IO thread fetched the backlog in" in result.output
     assert "mariadb-binlog | mariadb" in result.output and "vs pipe" in result.output
     assert "relay-log 2 writeset" in result.output and "replay 2 writeset" in result.output
 
@@ -214,3 +218,24 @@ def test_private_files_are_the_owners_alone(tmp_path):
     for path, text in ((named, "password=x\n"), (temp, "password=y\n")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == text
     assert temp.name.startswith("mts-t-") and temp.parent == tmp_path
+
+
+@pytest.mark.parametrize("flavor", ["mariadb", "mysql"])
+def test_target_binlog_targets_binlog_every_commit(tmp_path, request, flavor):
+    """``--target-binlog``: a timed target is a copy of the seed that binlogs, synced at
+    every commit, with what it replicates logged too."""
+    from applier.harness import sandbox
+    from applier.harness.bench.contenders import fresh_target
+
+    if flavor == "mysql":
+        request.getfixturevalue("mysql_available")
+    seed = sandbox.make_target(tmp_path / "seed", name="seed", flavor=flavor)
+    seed.start()
+    seed.stop()
+    target = fresh_target(seed, tmp_path / "t", "binlogging", True, binlog=True)
+    try:
+        updates = "log_slave_updates" if flavor == "mariadb" else "log_replica_updates"
+        got = target.query(f"SELECT @@log_bin, @@sync_binlog, @@{updates}, @@innodb_flush_log_at_trx_commit")[0]
+        assert tuple(int(v) for v in got) == (1, 1, 1, 1)
+    finally:
+        target.stop()

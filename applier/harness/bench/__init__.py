@@ -55,6 +55,7 @@ from ...pipeline.coordinator import Coordinator
 from .. import sandbox, workload
 from ..configfile import private_file, sysbench_options
 from .contenders import (
+    IoWatch,
     apply_config,
     copy_binlogs,
     fresh_target,
@@ -72,7 +73,9 @@ BUILTIN = {  # name -> (workload kind, connections)
     "uniform": ("uniform", 8),
     "hot": ("hot", 8),
     "single": ("uniform", 1),  # one source connection: commit groups of one
-    "big": ("big", 4),
+    "big": ("big", 4),  # 8 transactions updating 20,000 rows each
+    "big-insert": ("big-insert", 4),  # ... inserting 20,000 rows each
+    "big-delete": ("big-delete", 4),  # ... deleting 20,000 rows each
     "fk": ("fk", 8),  # foreign keys: barriers for the applier
 }
 SYSBENCH = ("oltp_write_only", "oltp_insert")
@@ -106,6 +109,7 @@ class BenchOptions:
     tables: int = 8
     rows: int = 50_000  # rows per table
     durable: bool = True  # innodb_flush_log_at_trx_commit=1 on the timed targets (else 2)
+    target_binlog: bool = False  # the timed targets binlog, sync_binlog=1 (a replica with replicas)
     sysbench_threads: int = 16  # source client threads of the sysbench workloads
     timeout: float = 900.0  # per contender
     keep: bool = False
@@ -189,7 +193,7 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             source.execute(f"CREATE DATABASE {SYSBENCH_DB}")
             _sysbench(opts.workload, source, opts, "prepare")
         else:
-            rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
+            rows, _ = workload.big_sizes(BUILTIN[opts.workload][0], opts.rows)
             workload.prepare(sc, DB, tables=opts.tables, rows=rows, fk=opts.workload == "fk")
         p0 = source.binlog_position()
         Coordinator(apply_config(source, seed, origin, workers=4)).run()
@@ -212,9 +216,9 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             )
         else:
             kind, conns = BUILTIN[opts.workload]
-            rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
+            rows, big_rows = workload.big_sizes(kind, opts.rows)
             workload.run(
-                sc, DB, kind, opts.transactions, conns, tables=opts.tables, rows=rows, big_rows=rows
+                sc, DB, kind, opts.transactions, conns, tables=opts.tables, rows=rows, big_rows=big_rows
             )
         gen_seconds = time.perf_counter() - t0
         end = source.binlog_position()
@@ -260,6 +264,8 @@ def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchRepo
             log(
                 f"{label}: {r.seconds:.2f}s, {r.tps:,.0f} TPS, check "
                 f"{'equal' if r.check_ok else r.error or r.check}"
+                + (f" (the target's IO thread fetched the backlog in {r.io_fetch_s:.2f}s)"
+                   if r.io_fetch_s is not None else "")
             )
             bar.update(1)
         native1 = next(
@@ -285,7 +291,7 @@ def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, d
     r = RunResult(kind, "", threads, mode)
     target = None
     try:
-        target = fresh_target(seed, where, f"{kind}-{threads}", opts.durable)
+        target = fresh_target(seed, where, f"{kind}-{threads}", opts.durable, opts.target_binlog)
         tcpu0, scpu0 = server_cpu(target), server_cpu(source)
         if kind in ("native", "pipe"):
             t0 = time.perf_counter()
@@ -303,7 +309,11 @@ def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, d
                 cfg = cfg.with_overrides("source", mode="relay-log").with_overrides("apply", stop_at_end=False)
                 args = ("run", "--until-position", f"{end[0]}:{end[1]}")
                 start_io_thread(source, target, p0)
+                watch = IoWatch(target, end)
+                watch.start()
             res = run_applier_process(cfg, where, opts.timeout, args)
+            if kind == "relay":
+                r.io_fetch_s = watch.stop()
             r.seconds = float(res["summary"]["seconds"])
             r.wall_seconds = res["wall"]
             r.applier_cpu_s = round(res["cpu"], 2)
@@ -353,5 +363,6 @@ def _environment(opts: BenchOptions, source: sandbox.LocalServer) -> dict[str, A
         "server": f"{source.product} {version.decode() if isinstance(version, bytes) else version}",
         "python": sys.version.split()[0],
         "innodb_flush_log_at_trx_commit": 1 if opts.durable else 2,
+        "target_binlog": "sync_binlog=1" if opts.target_binlog else "off",
         "note": "source, target(s) and applier share the same machine",
     }

@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import MySQLdb
+import MySQLdb.cursors
+
 from ... import config
+from ...binlog.position import file_number
 from ...db.replica import Replica
 from ...errors import ApplierError
 from .. import sandbox
@@ -83,12 +87,16 @@ def apply_config(
     )
 
 
-def fresh_target(seed: sandbox.LocalServer, where: Path, name: str, durable: bool) -> sandbox.LocalServer:
-    """A started copy of the (stopped) ``seed``'s datadir under ``where``."""
+def fresh_target(seed: sandbox.LocalServer, where: Path, name: str, durable: bool,
+                 binlog: bool = False) -> sandbox.LocalServer:
+    """A started copy of the (stopped) ``seed``'s datadir under ``where``; with ``binlog``
+    it keeps a binlog synced at every commit and logs what it replicates."""
     options = sandbox.target_options(seed.flavor)
     if durable:
         options["innodb_flush_log_at_trx_commit"] = "1"
-    server = seed.clone(name, where, options)
+    if binlog:
+        options.update(sandbox.binlog_options(seed.flavor))
+    server = seed.clone(name, where, options, log_bin=binlog)
     server.start()
     os.sync()  # the copy's writeback must not compete with the timed run's redo flushes
     return server
@@ -240,6 +248,46 @@ def start_io_thread(source: sandbox.LocalServer, target: sandbox.LocalServer, st
         replica.start("IO_THREAD")
     finally:
         conn.close()
+
+
+class IoWatch:
+    """How long the target's IO thread takes to fetch the backlog (relay-log mode): from
+    ``start()`` until it has read the source's binlog up to ``end``, polled every 50 ms on
+    a connection of its own. A relay-log applier can apply no faster than that."""
+
+    def __init__(self, target: sandbox.LocalServer, end: tuple[str, int]) -> None:
+        self.target, self.end = target, file_number(end[0]) << 32 | end[1]
+        self.seconds: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return self.seconds
+
+    def _watch(self) -> None:
+        conn = self.target.connect()
+        sql = "SHOW REPLICA STATUS" if self.target.flavor == "mysql" else "SHOW SLAVE STATUS"
+        try:
+            cur = conn.cursor(MySQLdb.cursors.DictCursor)
+            while not self._stop.is_set():
+                cur.execute(sql)
+                row = cur.fetchone() or {}
+                read = row.get("Master_Log_File") or row.get("Source_Log_File")
+                pos = row.get("Read_Master_Log_Pos", row.get("Read_Source_Log_Pos"))
+                if read and pos is not None and (file_number(read) << 32 | int(pos)) >= self.end:
+                    self.seconds = time.perf_counter() - self._t0
+                    return
+                self._stop.wait(0.05)
+        except MySQLdb.Error:
+            return  # the target went (the run failed): no figure
+        finally:
+            conn.close()
 
 
 def run_applier_process(cfg: config.Config, workdir: Path, timeout: float,

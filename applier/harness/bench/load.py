@@ -24,6 +24,8 @@ BUILTIN = {  # name -> (workload kind, connections; None: --connections)
     "hot": ("hot", None),
     "single": ("uniform", 1),
     "big": ("big", None),
+    "big-insert": ("big-insert", None),
+    "big-delete": ("big-delete", None),
 }
 
 
@@ -37,9 +39,10 @@ class Load:
             self.kind, conns = BUILTIN[opts.workload]
             self.connections = conns or connections
             self.db = DB
-            self.rows = max(opts.rows, 20_000) if opts.workload == "big" else opts.rows
+            self.rows, self.big_rows = workload.big_sizes(self.kind, opts.rows)
         else:
             self.kind, self.connections, self.db, self.rows = opts.workload, connections, SYSBENCH_DB, opts.rows
+            self.big_rows = workload.BIG_ROWS
 
     def prepare(self, source) -> None:
         if self.builtin:
@@ -51,7 +54,7 @@ class Load:
     def backlog(self, source, transactions: int) -> None:
         if self.builtin:
             workload.run(source.server_config(), DB, self.kind, transactions, self.connections,
-                         tables=self.opts.tables, rows=self.rows, big_rows=self.rows)
+                         tables=self.opts.tables, rows=self.rows, big_rows=self.big_rows)
         else:
             _sysbench(self.kind, source, self.opts, f"--threads={self.connections}",
                       f"--events={transactions}", "--time=0", "--rand-seed=1",
@@ -65,7 +68,7 @@ class Load:
             t0 = time.monotonic()
             res = workload.run_paced(source.server_config(), DB, self.kind, rate, seconds,
                                      self.connections, tables=self.opts.tables, rows=self.rows,
-                                     big_rows=self.rows, timeline=times)
+                                     big_rows=self.big_rows, timeline=times)
             per = [0] * max(1, round(res.seconds))  # the last commits after S s: in the last second
             for t in times:
                 per[min(len(per) - 1, int(t - t0))] += 1

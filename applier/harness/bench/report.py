@@ -25,6 +25,7 @@ class RunResult:
     applier_peak_rss_mb: float | None = None
     target_cpu_s: float = 0.0
     source_cpu_s: float = 0.0
+    io_fetch_s: float | None = None  # relay-log: seconds the target's IO thread took to fetch the backlog
     check_ok: bool = False
     check: str = ""
     error: str = ""
