@@ -312,7 +312,8 @@ def _bench_extra_message(missing: tuple[str, ...]) -> str:
               help="--steady: source connections of the load [default: 4].")
 @click.option("--files", is_flag=True,
               help="Also binlog files as the source: the mariadb-binlog | mariadb pipe, `applier "
-                   "replay` and relay-log mode, on the same backlog (vs pipe column).")
+                   "replay` and relay-log mode (with the IO thread fetching as it applies, and once the IO "
+                   "thread has fetched the backlog), on the same backlog (vs pipe column).")
 @click.option("--quick", is_flag=True, help="A small smoke run (about a minute).")
 @click.option("--keep", is_flag=True, help="Keep the temp datadirs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

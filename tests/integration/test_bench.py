@@ -95,7 +95,7 @@ def test_bench_files_quick(tmp_path):
     assert result.exit_code == 0, result.output + repr(result.exception)
     data = json.loads((out / "bench.json").read_text())
     runs = {(r["contender"], r["threads"]) for r in data["runs"]}
-    assert runs == {("pipe", 1), ("replay", 2), ("relay", 2), ("applier", 2)}
+    assert runs == {("pipe", 1), ("replay", 2), ("relay", 2), ("relay-fetched", 2), ("applier", 2)}
     for r in data["runs"]:
         assert not r["error"], r
         assert r["check_ok"] and r["tps"] > 0, r
@@ -103,9 +103,12 @@ def test_bench_files_quick(tmp_path):
     assert next(r for r in data["runs"] if r["contender"] == "pipe")["vs_pipe"] == 1.0
     relay = next(r for r in data["runs"] if r["contender"] == "relay")
     assert 0 < relay["io_fetch_s"] < relay["wall_seconds"] + 5, relay  # the IO thread's fetch, timed
+    fetched = next(r for r in data["runs"] if r["contender"] == "relay-fetched")
+    assert fetched["io_fetch_s"] > 0, fetched  # fetched before the applier was timed
     assert "the target's IO thread fetched the backlog in" in result.output
     assert "mariadb-binlog | mariadb" in result.output and "vs pipe" in result.output
     assert "relay-log 2 writeset" in result.output and "replay 2 writeset" in result.output
+    assert "relay-log fetched 2 writeset" in result.output
 
 
 def test_bench_steady_quick(tmp_path):
@@ -181,7 +184,7 @@ def test_plan_and_mode_suffixes():
     assert mode_parts("writeset verified") == ("writeset", False, True)
     assert mode_parts("table") == ("table", False, False)
     files = _plan(BenchOptions(workers=(2,), native_threads=(), files=True))
-    assert [k for k, _, _ in files] == ["pipe", "replay", "relay", "applier"]
+    assert [k for k, _, _ in files] == ["pipe", "replay", "relay", "relay-fetched", "applier"]
 
 
 def test_steady_targets_say_what_was_shown():

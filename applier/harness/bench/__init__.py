@@ -145,7 +145,7 @@ def _plan(opts: BenchOptions) -> list[tuple[str, int, str]]:
         else:
             runs += [("native", n, mode) for mode in opts.modes]
     suffix = (ORDERED if opts.commit_order else "") + (VERIFIED if opts.verify_before_image else "")
-    kinds = ("replay", "relay", "applier") if opts.files else ("applier",)
+    kinds = ("replay", "relay", "relay-fetched", "applier") if opts.files else ("applier",)
     if opts.files:
         runs.append(("pipe", 1, "serial"))
     runs += [(k, w, p + suffix) for k in kinds for p in opts.policies for w in opts.workers]
@@ -157,7 +157,8 @@ def _label(kind: str, threads: int, mode: str) -> str:
         return "native 1 thread" if threads == 0 else f"native {threads} {mode}"
     if kind == "pipe":
         return "mariadb-binlog | mariadb"
-    return {"replay": "replay", "relay": "relay-log"}.get(kind, "applier") + f" {threads} {mode}"
+    names = {"replay": "replay", "relay": "relay-log", "relay-fetched": "relay-log fetched"}
+    return names.get(kind, "applier") + f" {threads} {mode}"
 
 
 def run_bench(opts: BenchOptions, say=print, progress: bool = True) -> BenchReport:
@@ -304,15 +305,20 @@ def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, d
             args: tuple[str, ...] = ("run",)
             if kind == "replay":
                 args = ("replay", "--no-progress", "--start-position", f"{p0[0]}:{p0[1]}", *map(str, files))
-            elif kind == "relay":
-                # the IO thread fetches while the applier applies, as the native replica's does
+            elif kind in ("relay", "relay-fetched"):
+                # relay: the IO thread fetches while the applier applies, as the native
+                # replica's does; relay-fetched: the backlog is in the relay logs first (a
+                # replica whose SQL thread fell behind), the applier alone is timed
                 cfg = cfg.with_overrides("source", mode="relay-log").with_overrides("apply", stop_at_end=False)
                 args = ("run", "--until-position", f"{end[0]}:{end[1]}")
                 start_io_thread(source, target, p0)
                 watch = IoWatch(target, end)
                 watch.start()
+                if kind == "relay-fetched" and watch.wait(opts.timeout) is None:
+                    raise ApplierError(f"the target's IO thread did not fetch the backlog within {opts.timeout:g}s")
+                tcpu0 = server_cpu(target)
             res = run_applier_process(cfg, where, opts.timeout, args)
-            if kind == "relay":
+            if kind.startswith("relay"):
                 r.io_fetch_s = watch.stop()
             r.seconds = float(res["summary"]["seconds"])
             r.wall_seconds = res["wall"]

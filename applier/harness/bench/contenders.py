@@ -265,6 +265,11 @@ class IoWatch:
         self._t0 = time.perf_counter()
         self._thread.start()
 
+    def wait(self, timeout: float) -> float | None:
+        """Until the backlog is fetched (its seconds) or ``timeout`` passed (None)."""
+        self._thread.join(timeout)
+        return self.seconds
+
     def stop(self) -> float | None:
         self._stop.set()
         self._thread.join()
