@@ -17,6 +17,11 @@ Rules
   order: no transaction in flight shares a key with it.
   Keys held by several workers cannot be routed now: :meth:`Scheduler.route` returns
   ``None`` and the caller waits for completions until at most one worker holds them.
+  Nor can keys held only by a worker beyond the width (the width narrowed after it took
+  them): that worker gets nothing new, it finishes its queue and lets them go, and the
+  transaction then goes to a worker within the width. (Fed through the keys it holds,
+  a worker the width gave up would stay fed for good on a workload of hot rows, and so
+  would its conflicts with the others.)
 * A transaction is never split: it is assigned whole to one worker.
 * Keys are de-duplicated within a transaction, so a transaction never waits on itself.
 * Barriers: the caller drains until :meth:`Scheduler.idle`, then applies the barrier
@@ -24,7 +29,8 @@ Rules
 
 The caller (coordinator) dispatches strictly in source order and does not skip a
 transaction that cannot be routed: while it waits, nothing new is assigned, so the set
-of holders of the waiting transaction's keys only shrinks and the wait ends.
+of holders of the waiting transaction's keys only shrinks and the wait ends (a worker
+beyond the width is given nothing at all, so it too only lets keys go).
 
 Why one global dict is enough
 -----------------------------
@@ -89,8 +95,9 @@ class Scheduler:
     # -- hot path -------------------------------------------------------------------
 
     def route(self, keys: Iterable[int], prefer: int | None = None) -> int | None:
-        """Worker to send a transaction with ``keys`` to, or ``None`` if >1 worker holds them.
-        When no worker holds them: ``prefer`` if given, else the least busy one.
+        """Worker to send a transaction with ``keys`` to, or ``None`` if >1 worker holds
+        them or the one that does is beyond the width. When no worker holds them:
+        ``prefer`` if given, else the least busy one (within the width).
 
         Does not change state.
         """
@@ -106,7 +113,7 @@ class Scheduler:
                 elif w != owner:
                     return None
         if owner >= 0:
-            return owner
+            return owner if owner < self.width else None
         return self._least_busy() if prefer is None else prefer
 
     def assign(self, worker: int, seq: int, keys: Iterable[int]) -> None:

@@ -14,7 +14,11 @@ the commit rate:
   fast, otherwise it goes back and next tries one fewer (when there is one fewer);
 * settled, it tries again every ``REPROBE`` periods (the workload and the machine
   change), and forgets what it measured when the source, not the workers, limits the
-  rate (not saturated: nothing to learn from that rate).
+  rate (not saturated: nothing to learn from that rate);
+* a probe always ends after one period, saturated or not: when the wider set of
+  workers takes all the coordinator has, the workers no longer limit the rate and one
+  more of them brought nothing (on shared cores the extra process even slows the
+  coordinator down); restarting the period there instead kept a probe going for good.
 
 It only moves *new, free* transactions (``Scheduler.width``): a transaction whose keys
 a worker holds still goes to that worker, so the per-key order proof of the scheduler
@@ -51,7 +55,7 @@ class Width:
         """Note the time and the total committed so far; the width to use from now."""
         if self.max == 1:
             return 1
-        if not saturated:
+        if not saturated and self.value == self._base:
             self._since = None  # the source sets the pace: this rate says nothing of the width
             return self.value
         if self._since is None:

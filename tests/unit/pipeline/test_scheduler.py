@@ -379,3 +379,22 @@ def test_simulation_preserves_per_key_order_random(seed):
     keyspace = rng.choice([4, 16, 64])
     txs = [[rng.randrange(keyspace) for _ in range(rng.randint(0, 5))] for _ in range(400)]
     run_simulation(rng, workers, txs)
+
+
+def test_a_worker_beyond_the_width_only_drains():
+    """Once the width narrows, a transaction whose keys only a worker beyond it holds
+    waits (None) instead of joining that worker's queue: the worker finishes what it has
+    and lets its keys go, then the transaction goes to a worker within the width. (On a
+    hot-row workload the held keys would otherwise keep a worker the width gave up fed
+    for good, and its conflicts with it.)"""
+    s = Scheduler(4)
+    s.assign(0, 1, (10,))
+    s.assign(1, 2, (20,))  # worker 1 took it while the width was 4
+    s.width = 1
+    assert s.route((20,)) is None  # held beyond the width: wait
+    assert s.route((10,)) == 0  # held within it: its holder
+    assert s.route((30,)) == 0  # free: within the width
+    assert s.route((10, 20)) is None
+    s.complete(1, 2)
+    assert s.route((20,)) == 0 and s.route((10, 20)) == 0
+    s.check()
