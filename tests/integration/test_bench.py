@@ -242,3 +242,20 @@ def test_target_binlog_targets_binlog_every_commit(tmp_path, request, flavor):
         assert tuple(int(v) for v in got) == (1, 1, 1, 1)
     finally:
         target.stop()
+
+
+@pytest.mark.parametrize("op", ["insert", "update", "delete"])
+def test_target_cost_script(op, capsys):
+    """benchmarks/target_cost.py (the figures of what the target pays per statement kind):
+    both ways of applying one transaction leave the targets equal to the source."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "target_cost.py"
+    spec = importlib.util.spec_from_file_location("target_cost", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(op, 2000) == 0
+    out = capsys.readouterr().out
+    assert "applier:" in out and "row events:" in out and "targets equal the source" in out
