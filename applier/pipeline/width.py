@@ -20,11 +20,12 @@ the commit rate:
   more of them brought nothing (on shared cores the extra process even slows the
   coordinator down); restarting the period there instead kept a probe going for good.
 
-It only moves *new, free* transactions (``Scheduler.width``): a transaction whose keys
-a worker holds still goes to that worker, so the per-key order proof of the scheduler
-is untouched, and a narrower width drains the other workers' queues normally. A worker
-beyond the width stays idle and costs nothing (it blocks on its queue). Pure: the
-caller passes the time and the count of committed transactions.
+It decides where *new, free* transactions go (``Scheduler.width``): a transaction whose
+keys a worker within the width holds still goes to that worker, and one whose keys a
+worker beyond it holds waits until that worker has committed them (it gets nothing new
+and drains its queue normally), so the per-key order proof of the scheduler is
+untouched. A worker beyond the width then stays idle and costs nothing (it blocks on
+its queue). Pure: the caller passes the time and the count of committed transactions.
 """
 
 from __future__ import annotations
