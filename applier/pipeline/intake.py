@@ -45,11 +45,6 @@ from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, 
 
 IDLE_SECONDS = 0.25  # while the source is quiet: how often the coordinator gets IDLE
 SCAN_PAYLOAD_BYTES = 4 << 20  # compressed transactions up to this size (uncompressed) are scanned
-# Transactions up to this size are read by the native scanner, which counts their rows
-# in C: one above big_txn_rows is streamed from its first rows event, its rows never
-# hashed in Python. (Larger ones take the Python path, hashing rows until the count
-# says big; the reader holds at most this much of a transaction before it is decoded.)
-SCAN_TXN_BYTES = 32 << 20
 
 
 @dataclass(slots=True)
@@ -142,8 +137,7 @@ class Intake:
         scanner = None
         if scan is not None and self.cfg.native_scan:
             scanner = scan.Scanner(self._scan_route, checksum=reader.checksum,
-                                   max_rows=self.cfg.big_txn_rows, max_bytes=SCAN_TXN_BYTES,
-                                   expand=self._expand)
+                                   max_rows=self.cfg.big_txn_rows, expand=self._expand)
         self._scanner = scanner
         python = scanner is None
         builder = self.builder

@@ -143,7 +143,7 @@ def make_intake(tables: list[TableDef], *, native_scan: bool, big_txn_rows: int 
 
 @contextlib.contextmanager
 def scanner_max_bytes(max_bytes: int | None) -> Iterator[None]:
-    """The intake's scanners, with another ``max_bytes`` than SCAN_TXN_BYTES (so that
+    """The intake's scanners, with another ``max_bytes`` than the default 4 MiB (so that
     small streams reach it). The real Scanner class, only its limit changes."""
     if max_bytes is None:
         yield
@@ -152,7 +152,7 @@ def scanner_max_bytes(max_bytes: int | None) -> Iterator[None]:
     assert real is _scan
 
     def scanner(*args, **kw):
-        return _scan.Scanner(*args, **{**kw, "max_bytes": max_bytes})
+        return _scan.Scanner(*args, max_bytes=max_bytes, **kw)
 
     intake_mod.scan = types.SimpleNamespace(Scanner=scanner)
     try:
@@ -878,9 +878,8 @@ def test_streamed_rows_counted_alike(checksum: bool) -> None:
 
 @pytest.mark.parametrize("checksum", [False, True])
 def test_max_bytes(checksum: bool) -> None:
-    """A transaction above the scanner's max_bytes (here 4 MiB) goes the Python path
-    whole (it is not streamed: few rows), the ones around it stay native; under
-    SCAN_TXN_BYTES (the intake's limit) the scanner reads it."""
+    """A transaction above the scanner's max_bytes (4 MiB) goes the Python path whole
+    (it is not streamed: few rows), the ones around it stay native."""
     blob = Template("blob", (Col(s.T_LONG), Col(s.T_BLOB, 4, None, None, True)), (("PRIMARY", (0,)),))
     t = TableDef(blob, 77, "db", "blob")
     a, *_ = fixed_tables()
@@ -895,41 +894,9 @@ def test_max_bytes(checksum: bool) -> None:
     st_.rows(INSERT, 2, body)
     st_.xid()
     dml(st_, a, [2])
-    got, _ = both(bytes(st_.data), checksum, [a, t], max_chunk=1 << 20, max_bytes=4 << 20)
+    got, _ = both(bytes(st_.data), checksum, [a, t], max_chunk=1 << 20)
     assert got.kinds == ["native", "routed", "native"]
     assert got.seen[1][6] == 1 and len(got.seen[1][9][0].body) > 4 << 20
-    assert len(st_.data) < intake_mod.SCAN_TXN_BYTES
-    got, _ = both(bytes(st_.data), checksum, [a, t], max_chunk=1 << 20)
-    assert got.kinds == ["native", "native", "native"]
-
-
-@pytest.mark.parametrize("checksum", [False, True])
-def test_a_big_transaction_above_4_mib_is_never_hashed_in_python(checksum: bool, monkeypatch) -> None:
-    """A transaction of more than big_txn_rows rows and more than 4 MiB (but under
-    SCAN_TXN_BYTES) is counted by the scanner and streamed from its first rows event:
-    none of its rows is hashed on the Python path first (it was, up to big_txn_rows)."""
-    blob = Template("blob", (Col(s.T_LONG), Col(s.T_BLOB, 4, None, None, True)), (("PRIMARY", (0,)),))
-    t = TableDef(blob, 77, "db", "blob")
-    a, *_ = fixed_tables()
-    present = [True, True]
-    st_ = DumpStream(checksum)
-    dml(st_, a, [1])
-    st_.gtid()
-    st_.table_map(t)
-    for i in range(50):  # 50 events of 20 rows of 5 KiB: 1,000 rows, ~5 MiB
-        image = b"".join(enc_image(present, [enc_int(20 * i + j, 4), t.tpl.cols[1].encode(b"z" * 5000)])
-                         for j in range(20))
-        st_.rows(INSERT, 2, rows_body(2, INSERT, 2, present, None, image, table_id=77))
-    st_.xid()
-    dml(st_, a, [2])
-    assert 4 << 20 < len(st_.data) < intake_mod.SCAN_TXN_BYTES
-    hashed = []
-    real = intake_mod.event_keys
-    monkeypatch.setattr(intake_mod, "event_keys", lambda *a: hashed.append(a[3]) or real(*a))
-    got = run(bytes(st_.data), checksum, [a, t], native_scan=True, big_txn_rows=500)
-    assert got.kinds == ["native", "stream", "native"]
-    assert got.pieces[0] == (True, 1)  # from its first rows event
-    assert hashed == []
 
 
 @pytest.mark.parametrize("checksum", [False, True])
