@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ..binlog import events as ev
 from ..binlog import payload
-from ..binlog.native import decode_rows, scan
+from ..binlog.native import NATIVE, decode_rows, scan
 from ..binlog.rowcodec import missing_columns
 from ..binlog.tablemap import table_of_map
 from ..binlog.transactions import (
@@ -43,6 +43,7 @@ from .filters import Filter
 from .tables import Table, TableCache
 from .writeset import TableKeys, Weigher, database_key, event_keys, scan_route, table_key
 
+_NO_COLUMNS: frozenset[int] = frozenset()  # decode_rows: walk the rows, decode no column
 IDLE_SECONDS = 0.25  # while the source is quiet: how often the coordinator gets IDLE
 SCAN_PAYLOAD_BYTES = 4 << 20  # compressed transactions up to this size (uncompressed) are scanned
 
@@ -94,6 +95,9 @@ class _Current:
     keys: set[int] = field(default_factory=set)
     streaming: bool = False
     after_statement: bool = False  # rows follow a statement: CREATE TABLE ... SELECT
+    # rows events counted but not hashed yet (writeset policy): hashed at the end of a
+    # transaction that did not turn out big, never for one that is streamed
+    unhashed: list[tuple[TableKeys, Table, RowsEvent]] = field(default_factory=list)
 
 
 class Intake:
@@ -331,7 +335,12 @@ class Intake:
         if reason and not txn.barrier:
             txn.barrier = reason
         policy = self.cfg.policy
-        if policy == "writeset" and not reason:
+        if policy == "writeset" and not reason and NATIVE:
+            # counted now (the native decoder walks the rows, decoding no column),
+            # hashed in _whole once the transaction has ended without becoming big
+            txn.rows += len(decode_rows(table.plan, item.op, item.body, item.version, _NO_COLUMNS))
+            cur.unhashed.append((self._table_keys(body, table), table, item))
+        elif policy == "writeset" and not reason:  # the Python decoder: one pass, hashing
             txn.rows += event_keys(self._table_keys(body, table), table.plan, item.op, item.body,
                                    item.version, cur.keys)
         else:
@@ -347,6 +356,7 @@ class Intake:
         """From here the transaction goes to the coordinator as it is read: what was read
         of it so far now, the rest as it arrives."""
         cur.streaming = True
+        cur.unhashed = []
         txn = cur.txn
         items, txn.items = txn.items, []
         txn.rows = 0  # counted again as they are applied
@@ -359,6 +369,8 @@ class Intake:
         txn.items = self.filter.items(txn.items, txn)
         if txn.items and (txn.is_ddl or txn.barrier):
             return Barrier(txn)
+        for tkeys, table, item in cur.unhashed:
+            event_keys(tkeys, table.plan, item.op, item.body, item.version, cur.keys)
         return Routed(txn, cur.keys)
 
     # -- keys --------------------------------------------------------------------------------

@@ -1007,3 +1007,36 @@ def test_rows_without_their_table_map_are_a_clean_error(native_scan: bool) -> No
     assert got.kinds == ["native" if native_scan else "routed"]  # the whole transaction before it
     assert got.end[0] is MissingTableMap, got.end
     assert f"table id {a.table_id} without its TableMap" in got.end[1], got.end
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_a_big_transaction_above_the_scanner_limit_is_never_hashed(checksum: bool, monkeypatch) -> None:
+    """A transaction above the scanner's 4 MiB takes the Python path, which counts its
+    rows first and hashes them only once the transaction has ended not big: one of more
+    than big_txn_rows rows is streamed without any of its rows hashed (before, up to
+    big_txn_rows of them were); a small one gets the same keys as ever (``both``)."""
+    blob = Template("blob", (Col(s.T_LONG), Col(s.T_BLOB, 4, None, None, True)), (("PRIMARY", (0,)),))
+    t = TableDef(blob, 77, "db", "blob")
+    a, *_ = fixed_tables()
+    present = [True, True]
+    st_ = DumpStream(checksum)
+    dml(st_, a, [1])
+    st_.gtid()
+    st_.table_map(t)
+    for i in range(50):  # 50 events of 20 rows of 5 KiB: 1,000 rows, ~5 MiB
+        image = b"".join(enc_image(present, [enc_int(20 * i + j, 4), t.tpl.cols[1].encode(b"z" * 5000)])
+                         for j in range(20))
+        st_.rows(INSERT, 2, rows_body(2, INSERT, 2, present, None, image, table_id=77))
+    st_.xid()
+    dml(st_, a, [2])
+    assert len(st_.data) > 4 << 20
+    hashed = []
+    real = intake_mod.event_keys
+    monkeypatch.setattr(intake_mod, "event_keys", lambda *a: hashed.append(a[3]) or real(*a))
+    got, ref = both(bytes(st_.data), checksum, [a, t], big_txn_rows=500)
+    assert got.kinds == ["native", "stream", "native"]
+    assert ref.kinds == ["routed", "stream", "routed"]
+    assert len(hashed) == 2  # the two small ones of the Python-only run, at their ends
+    hashed.clear()
+    got, _ = both(bytes(st_.data), checksum, [a, t], big_txn_rows=5000)  # not big: routed, keyed
+    assert got.kinds == ["native", "routed", "native"] and len(got.seen[1][7]) == 1000
