@@ -7,8 +7,8 @@ row, or a DELETE of every row. Then:
 
 * ``applier``: `applier run --stop-at-end` (in this process, 1 worker) applies it to the
   first target: a streamed big transaction, multi-row statements of about 1 MB;
-* ``row events``: ``mariadb-binlog`` of the same binlog piped into ``mariadb`` applies it
-  to the second: ``BINLOG '...'`` statements, the row events applied by the server's
+* ``row events``: ``mariadb-binlog`` of the same binlog piped into ``mariadb`` (the
+  bench's ``contenders.run_pipe``) applies it to the second: ``BINLOG '...'`` statements, the row events applied by the server's
   own replication code (what the native SQL thread runs, without its relay log).
 
 Prints the wall time and the target's CPU (user+sys of its mariadbd, from /proc) for
@@ -23,15 +23,13 @@ lines of one run.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from applier.harness import sandbox
-from applier.harness.bench.contenders import apply_config, server_cpu
-from applier.harness.configfile import private_file
+from applier.harness.bench.contenders import apply_config, run_pipe, server_cpu
 from applier.pipeline.coordinator import Coordinator
 
 TABLE = ("CREATE TABLE d.t (id INT AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0, "
@@ -85,13 +83,9 @@ def main(op: str, rows: int) -> int:
               f"target CPU {server_cpu(t) - cpu0:5.2f} s")
 
         t = targets[1]
-        events = subprocess.run(["mariadb-binlog", f"--start-position={start[1]}",
-                                 str(source.datadir / start[0])], capture_output=True, check=True).stdout
-        cnf = private_file(f"[client]\nhost=127.0.0.1\nport={t.port}\nuser={t.user}\npassword={t.password}\n",
-                           base / "client.cnf")
-        cpu0, t0 = server_cpu(t), time.perf_counter()
-        subprocess.run(["mariadb", f"--defaults-extra-file={cnf}"], input=events, check=True)
-        print(f"{op} of {rows:,} rows, row events: {time.perf_counter() - t0:5.2f} s, "
+        cpu0 = server_cpu(t)
+        seconds = run_pipe(t, [source.datadir / start[0]], start, base, timeout=600)
+        print(f"{op} of {rows:,} rows, row events: {seconds:5.2f} s, "
               f"target CPU {server_cpu(t) - cpu0:5.2f} s")
 
         want = source.query("SELECT COUNT(*), SUM(n) FROM d.t")
