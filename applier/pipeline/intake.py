@@ -344,7 +344,7 @@ class Intake:
             txn.rows += event_keys(self._table_keys(body, table), table.plan, item.op, item.body,
                                    item.version, cur.keys)
         else:
-            txn.rows += len(decode_rows(table.plan, item.op, item.body, item.version, frozenset()))
+            txn.rows += len(decode_rows(table.plan, item.op, item.body, item.version, _NO_COLUMNS))
             if policy == "table":
                 cur.keys.add(table_key(table.tmap.db, table.tmap.table))
             elif policy == "database":

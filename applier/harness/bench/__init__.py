@@ -314,9 +314,11 @@ def _one_run(opts, source, seed, where, kind, threads, mode, p0, end, backlog, d
                 start_io_thread(source, target, p0)
                 watch = IoWatch(target, end)
                 watch.start()
-                if kind == "relay-fetched" and watch.wait(opts.timeout) is None:
-                    raise ApplierError(f"the target's IO thread did not fetch the backlog within {opts.timeout:g}s")
-                tcpu0 = server_cpu(target)
+                if kind == "relay-fetched":
+                    if watch.wait(opts.timeout) is None:
+                        raise ApplierError(f"the target's IO thread did not fetch the backlog within "
+                                           f"{opts.timeout:g}s")
+                    tcpu0 = server_cpu(target)  # the applier's run only
             res = run_applier_process(cfg, where, opts.timeout, args)
             if kind.startswith("relay"):
                 r.io_fetch_s = watch.stop()
